@@ -1,0 +1,149 @@
+"""Whisper through CTranslate2 with batches of shortened encoder windows (see docs/asr-options.md)."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+
+from callstream.asr.transcriber import AsrRequest, AsrResult
+
+SAMPLE_RATE_HZ = 16_000
+FRAMES_PER_SECOND = 100
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPolicy:
+    """How long an encoder window a piece of audio gets.
+
+    Whisper was trained on 30 s windows; CTranslate2 accepts shorter ones, which are far
+    cheaper on a CPU. Too short a window makes the decoder loop, so a floor is kept.
+    """
+
+    min_window_s: float = 10.0
+    step_s: float = 2.0
+    margin_s: float = 1.0
+
+    def window_s(self, audio_s: float) -> float:
+        wanted = max(self.min_window_s, audio_s + self.margin_s)
+        return min(30.0, math.ceil(wanted / self.step_s) * self.step_s)
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode()
+    return len(data) / max(1, len(gzip.compress(data)))
+
+
+class WhisperTranscriber:
+    sample_rate_hz = SAMPLE_RATE_HZ
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        window: WindowPolicy | None = None,
+        tokens_per_second: float = 6.0,
+    ) -> None:
+        self._model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        self._ct2: ctranslate2.models.Whisper = self._model.model
+        self._tokenizer = self._model.hf_tokenizer
+        self._window = window or WindowPolicy()
+        self._tokens_per_second = tokens_per_second
+        self.multilingual = self._model.model.is_multilingual
+        self._sot = self._token("<|startoftranscript|>")
+        self._transcribe = self._token("<|transcribe|>")
+        self._no_timestamps = self._token("<|notimestamps|>")
+        self._eot = self._token("<|endoftext|>")
+
+    def _token(self, text: str) -> int:
+        token_id = self._tokenizer.token_to_id(text)
+        if token_id is None:
+            raise ValueError(f"tokenizer has no {text} token")
+        return token_id
+
+    def transcribe(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
+        results: dict[int, AsrResult] = {}
+        order = sorted(range(len(requests)), key=lambda i: self._group_key(requests[i]))
+        for _, group in groupby(order, key=lambda i: self._group_key(requests[i])):
+            indices = list(group)
+            for i, result in zip(indices, self._transcribe_group([requests[i] for i in indices]), strict=True):
+                results[i] = result
+        return [results[i] for i in range(len(requests))]
+
+    def _group_key(self, request: AsrRequest) -> tuple[float, int]:
+        return (self._window.window_s(len(request.audio) / SAMPLE_RATE_HZ), request.beam_size)
+
+    def _transcribe_group(self, requests: list[AsrRequest]) -> list[AsrResult]:
+        window_s, beam_size = self._group_key(requests[0])
+        features = self._features(requests, window_s)
+        encoded = self._ct2.encode(features, to_cpu=self._ct2.device != "cpu" and len(requests) > 1)
+        languages = self._languages(requests, encoded)
+        prompts = [self._prompt(language) for language in languages]
+        longest_s = max(len(r.audio) for r in requests) / SAMPLE_RATE_HZ
+        max_tokens = int(8 + longest_s * self._tokens_per_second)
+        outputs = self._ct2.generate(
+            encoded,
+            prompts,
+            beam_size=beam_size,
+            max_length=len(prompts[0]) + max_tokens,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )
+        results = []
+        for request, language, output in zip(requests, languages, outputs, strict=True):
+            text = self._decode(output.sequences_ids[0])
+            if _compression_ratio(text) > 2.4:
+                text = self._retry_repetitive(request, language, window_s, max_tokens)
+            results.append(AsrResult(text=text, language=language, no_speech_prob=output.no_speech_prob))
+        return results
+
+    def _features(self, requests: list[AsrRequest], window_s: float) -> ctranslate2.StorageView:
+        window_samples = int(window_s * SAMPLE_RATE_HZ)
+        frames = int(window_s * FRAMES_PER_SECOND)
+        batch = np.zeros((len(requests), self._model.feature_extractor.mel_filters.shape[0], frames), dtype=np.float32)
+        for i, request in enumerate(requests):
+            padded = np.zeros(window_samples, dtype=np.float32)
+            audio = request.audio[:window_samples]
+            padded[: len(audio)] = audio
+            batch[i] = self._model.feature_extractor(padded)[:, :frames]
+        return ctranslate2.StorageView.from_array(batch)
+
+    def _languages(self, requests: list[AsrRequest], encoded: ctranslate2.StorageView) -> list[str]:
+        if not self.multilingual:
+            return ["en"] * len(requests)
+        languages = [r.language for r in requests]
+        if all(languages):
+            return languages  # type: ignore[return-value]
+        detected = self._ct2.detect_language(encoded)
+        return [lang or detected[i][0][0][2:-2] for i, lang in enumerate(languages)]
+
+    def _prompt(self, language: str) -> list[int]:
+        if not self.multilingual:
+            return [self._sot, self._no_timestamps]
+        return [self._sot, self._token(f"<|{language}|>"), self._transcribe, self._no_timestamps]
+
+    def _decode(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode([t for t in token_ids if t < self._eot]).strip()
+
+    def _retry_repetitive(self, request: AsrRequest, language: str, window_s: float, max_tokens: int) -> str:
+        # A looping decoder: decode this item again, forbidding repeated 3-grams.
+        features = self._features([request], window_s)
+        prompt = self._prompt(language)
+        output = self._ct2.generate(
+            features,
+            [prompt],
+            beam_size=max(request.beam_size, 2),
+            max_length=len(prompt) + max_tokens,
+            no_repeat_ngram_size=3,
+            suppress_blank=True,
+        )[0]
+        return self._decode(output.sequences_ids[0])

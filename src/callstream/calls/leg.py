@@ -1,0 +1,50 @@
+"""One AudioSocket connection's audio: resampled into a ring buffer, with its own VAD state and tracker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callstream.audio.resample import TARGET_RATE_HZ, StreamResampler
+from callstream.audio.ringbuffer import RingBuffer
+from callstream.vad.model import CHUNK_SAMPLES, VadState
+from callstream.vad.tracker import TrackerConfig, VadTracker
+
+
+class LegAudio:
+    def __init__(self, leg: str, origin_s: float, tracker_config: TrackerConfig, ring_capacity_samples: int) -> None:
+        self.leg = leg
+        self.origin_s = origin_s  # where this leg's first sample sits on the call's clock
+        self.ring = RingBuffer(ring_capacity_samples)
+        self.vad_state = VadState()
+        self.tracker = VadTracker(tracker_config)
+        self.vad_cursor_samples = 0  # next sample the VAD has not seen
+        self.input_rate_hz: int | None = None
+        self._resampler: StreamResampler | None = None
+
+    def feed_pcm(self, pcm: bytes, rate_hz: int) -> None:
+        if self._resampler is None or self._resampler.input_rate_hz != rate_hz:
+            if self._resampler is not None:
+                self.ring.write(self._resampler.flush())
+            self._resampler = StreamResampler(rate_hz)
+            self.input_rate_hz = rate_hz
+        self.ring.write(self._resampler.feed(pcm))
+
+    def flush(self) -> None:
+        if self._resampler is not None:
+            self.ring.write(self._resampler.flush())
+        # Pad to a whole VAD chunk so the tail of the last word is seen.
+        tail = (-self.ring.end_sample) % CHUNK_SAMPLES
+        self.ring.write(np.zeros(tail, dtype=np.float32))
+
+    def pending_vad_chunks(self) -> np.ndarray:
+        """The whole 512-sample chunks not yet run through the VAD, shape [n, 512]."""
+        n = (self.ring.end_sample - self.vad_cursor_samples) // CHUNK_SAMPLES
+        if n == 0:
+            return np.zeros((0, CHUNK_SAMPLES), dtype=np.float32)
+        audio = self.ring.read(self.vad_cursor_samples, self.vad_cursor_samples + n * CHUNK_SAMPLES)
+        if len(audio) < n * CHUNK_SAMPLES:  # fell out of the ring: the VAD lagged by more than its capacity
+            audio = np.concatenate([np.zeros(n * CHUNK_SAMPLES - len(audio), np.float32), audio])
+        return audio.reshape(n, CHUNK_SAMPLES)
+
+    def seconds(self, sample: int) -> float:
+        return round(self.origin_s + sample / TARGET_RATE_HZ, 3)

@@ -1,0 +1,246 @@
+"""One call: its legs, the utterances VAD finds in them, and the events their transcripts become."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from callstream.asr.batcher import AsrBatcher, AsrJob, QueueFull
+from callstream.asr.transcriber import AsrRequest, AsrResult
+from callstream.audio.resample import TARGET_RATE_HZ
+from callstream.calls.leg import LegAudio
+from callstream.events import CallEnded, CallStarted, Dtmf, EndReason, Event, SegmentFinal, SegmentPartial
+from callstream.vad.tracker import TrackerConfig, TrackerEvent, UtteranceDropped, UtteranceEnded, UtteranceStarted
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    language: str | None  # None: detect per utterance
+    beam_size_final: int
+    beam_size_partial: int
+    partial_interval_samples: int
+    min_partial_samples: int
+    no_speech_threshold: float
+    ring_capacity_samples: int
+    tracker: TrackerConfig
+
+
+class CallSession:
+    """Built by the registry with its dependencies; the listener only feeds it audio and DTMF."""
+
+    def __init__(
+        self,
+        call_id: str,
+        config: SessionConfig,
+        batcher: AsrBatcher,
+        publish: Callable[[Event], None],
+        persist: Callable[[Event], None],
+    ) -> None:
+        self.call_id = call_id
+        self.started_at = time.time()
+        self._started_monotonic = time.monotonic()
+        self._config = config
+        self._batcher = batcher
+        self._publish_event = publish
+        self._persist = persist
+        self._seq = 0
+        self.legs: dict[str, LegAudio] = {}
+        self._open_legs: set[str] = set()
+        self._partial_inflight: set[str] = set()
+        self._last_partial_end: dict[str, int] = {}
+        self._languages: dict[str, str] = {}
+        self._finals: set[asyncio.Task[None]] = set()
+        self._drained: dict[str, asyncio.Event] = {}
+        self._hangup_senders: dict[str, Callable[[], None]] = {}
+        self._end_reason: EndReason = "hangup"
+        self._error: str | None = None
+        self.ended = asyncio.Event()
+        self.final_count = 0
+        self.dropped_finals = 0
+        self.log = structlog.get_logger("callstream.call").bind(call_id=call_id)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._open_legs)
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started_monotonic
+
+    def open_leg(self, leg: str, send_hangup: Callable[[], None]) -> LegAudio:
+        audio = LegAudio(leg, self.elapsed_s(), self._config.tracker, self._config.ring_capacity_samples)
+        self.legs[leg] = audio
+        self._open_legs.add(leg)
+        self._drained[leg] = asyncio.Event()
+        self._hangup_senders[leg] = send_hangup
+        if len(self.legs) == 1:
+            self._emit(CallStarted(call_id=self.call_id, started_at=self.started_at, leg=leg))
+        self.log.info("leg_opened", leg=leg)
+        return audio
+
+    def feed_dtmf(self, leg: str, digit: str) -> None:
+        self._emit(Dtmf(call_id=self.call_id, digit=digit, at=round(self.elapsed_s(), 3), leg=leg), persist=True)
+
+    def on_vad(self, leg: str, events: list[TrackerEvent]) -> None:
+        audio = self.legs[leg]
+        for event in events:
+            if isinstance(event, UtteranceEnded):
+                self._submit_final(audio, event.start_sample, event.end_sample)
+            elif isinstance(event, UtteranceDropped):
+                self._batcher.cancel_leg_partials(self._leg_key(leg))
+            elif isinstance(event, UtteranceStarted):
+                self._last_partial_end[leg] = event.start_sample
+        self._maybe_submit_partial(audio)
+        self._check_drained(leg)
+
+    def needs_vad(self, leg: str) -> bool:
+        return not self._drained[leg].is_set()
+
+    def hangup(self) -> None:
+        """Ask Asterisk to hang up every leg; the call ends when it closes the sockets."""
+        self._end_reason = "server"
+        for send in self._hangup_senders.values():
+            send()
+
+    def close_leg(self, leg: str, reason: EndReason, error: str | None = None) -> None:
+        if reason == "error" or self._end_reason == "hangup":
+            self._end_reason, self._error = reason, error or self._error
+        audio = self.legs[leg]
+        audio.flush()
+        self._open_legs.discard(leg)
+        self.log.info("leg_closed", leg=leg, reason=reason, error=error)
+        self._check_drained(leg)
+
+    async def wait_drained(self, leg: str) -> None:
+        await self._drained[leg].wait()
+
+    def _check_drained(self, leg: str) -> None:
+        audio = self.legs[leg]
+        drained = self._drained[leg]
+        if leg in self._open_legs or drained.is_set():
+            return
+        if audio.vad_cursor_samples < audio.ring.end_sample:
+            return  # the VAD has not heard the tail yet
+        drained.set()  # before flushing: on_vad below must not come back here
+        self.on_vad(leg, audio.tracker.flush())
+
+    async def finish(self, drain_timeout_s: float) -> None:
+        """After the last leg closed and its VAD tail ran: let queued finals land, then end the call."""
+        self._batcher.cancel_call_partials(self.call_id)
+        if self._finals:
+            _, pending = await asyncio.wait(set(self._finals), timeout=drain_timeout_s)
+            for task in pending:
+                task.cancel()
+        duration_s = round(self.elapsed_s(), 3)
+        self._emit(
+            CallEnded(call_id=self.call_id, reason=self._end_reason, duration=duration_s, error=self._error),
+            persist=True,
+        )
+        self.log.info(
+            "call_summary",
+            reason=self._end_reason,
+            duration_s=duration_s,
+            legs=sorted(self.legs),
+            final_segments=self.final_count,
+            dropped_finals=self.dropped_finals,
+            error=self._error,
+        )
+        self.ended.set()
+
+    def _leg_key(self, leg: str) -> str:
+        return f"{self.call_id}/{leg}"
+
+    def _emit(self, event: Event, persist: bool = False) -> None:
+        self._seq += 1
+        event.seq = self._seq
+        self._publish_event(event)
+        if persist or isinstance(event, CallStarted):
+            self._persist(event)
+
+    def _new_job(self, leg: str, kind: str, request: AsrRequest) -> AsrJob:
+        future: asyncio.Future[AsrResult] = asyncio.get_running_loop().create_future()
+        return AsrJob(self.call_id, self._leg_key(leg), kind, request, future)  # type: ignore[arg-type]
+
+    def _submit_final(self, audio: LegAudio, start: int, end: int) -> None:
+        self._batcher.cancel_leg_partials(self._leg_key(audio.leg))
+        request = AsrRequest(audio.ring.read(start, end), self._config.language, self._config.beam_size_final)
+        job = self._new_job(audio.leg, "final", request)
+        try:
+            self._batcher.submit(job)
+        except QueueFull as exc:
+            self.dropped_finals += 1
+            self.log.error("final_dropped", leg=audio.leg, start=audio.seconds(start), reason=str(exc))
+            return
+        task = asyncio.create_task(self._await_final(audio, start, end, job))
+        self._finals.add(task)
+        task.add_done_callback(self._finals.discard)
+
+    async def _await_final(self, audio: LegAudio, start: int, end: int, job: AsrJob) -> None:
+        try:
+            result = await job.future
+        except (asyncio.CancelledError, RuntimeError):
+            return
+        if not result.text or result.no_speech_prob > self._config.no_speech_threshold:
+            self.log.debug("final_empty", leg=audio.leg, no_speech_prob=round(result.no_speech_prob, 3))
+            return
+        self._languages[audio.leg] = result.language
+        self.final_count += 1
+        segment = SegmentFinal(
+            call_id=self.call_id,
+            start=audio.seconds(start),
+            end=audio.seconds(end),
+            text=result.text,
+            language=result.language,
+            leg=audio.leg,  # type: ignore[arg-type]
+        )
+        self._emit(segment, persist=True)
+        self.log.info("segment_final", leg=audio.leg, start=segment.start, end=segment.end,
+                      asr_wait_s=round(time.monotonic() - job.submitted_at, 3), text=result.text)
+
+    def _maybe_submit_partial(self, audio: LegAudio) -> None:
+        start = audio.tracker.utterance_start
+        leg = audio.leg
+        if start is None or leg in self._partial_inflight or leg not in self._open_legs:
+            return
+        heard = audio.vad_cursor_samples
+        if heard - start < self._config.min_partial_samples:
+            return
+        if heard - self._last_partial_end.get(leg, start) < self._config.partial_interval_samples:
+            return
+        self._last_partial_end[leg] = heard
+        language = self._config.language or self._languages.get(leg)
+        request = AsrRequest(audio.ring.read(start, heard), language, self._config.beam_size_partial)
+        job = self._new_job(leg, "partial", request)
+        try:
+            self._batcher.submit(job)
+        except QueueFull:
+            return
+        self._partial_inflight.add(leg)
+        task = asyncio.create_task(self._await_partial(audio, start, heard, job))
+        task.add_done_callback(lambda _: self._partial_inflight.discard(leg))
+
+    async def _await_partial(self, audio: LegAudio, start: int, end: int, job: AsrJob) -> None:
+        try:
+            result = await job.future
+        except (asyncio.CancelledError, RuntimeError):
+            return
+        # A partial that lost the race with its final is stale: never show it after the final.
+        if audio.tracker.utterance_start != start or not result.text:
+            return
+        self._emit(
+            SegmentPartial(
+                call_id=self.call_id,
+                start=audio.seconds(start),
+                end=audio.seconds(end),
+                text=result.text,
+                language=result.language,
+                leg=audio.leg,  # type: ignore[arg-type]
+            )
+        )
+
+
+def samples_from_ms(ms: float) -> int:
+    return int(ms * TARGET_RATE_HZ / 1000)

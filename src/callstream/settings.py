@@ -1,0 +1,113 @@
+"""Configuration: one tree of msgspec Structs decoded from TOML; unknown keys are rejected."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import typing
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class AudioSocketSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = 9092  # connections here are the caller leg
+    agent_port: int = 0  # when set, connections here are the agent leg of the call with the same UUID
+    max_calls: int = 64
+    max_payload_bytes: int = 16_384
+
+
+class HttpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class AsrSettings(Section):
+    model: str = "base"  # "base", "tiny.en", a CTranslate2 model directory, or a faster-whisper hub name
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "default"  # "default": int8 on CPU, float16 on CUDA
+    cpu_threads: int = 0  # 0: one per core
+    language: str = "auto"  # "auto" detects per utterance; or an ISO code such as "en"
+    beam_size: int = 1
+    partial_beam_size: int = 1
+    partial_interval_ms: int = 1_000
+    min_partial_ms: int = 1_000
+    max_batch: int = 8
+    max_pending_finals: int = 256
+    min_window_s: float = 10.0
+    no_speech_threshold: float = 0.6
+    cache_dir: str = ""  # where the default model is assembled; "" = $CALLSTREAM_CACHE_DIR or ~/.cache/callstream
+
+
+class VadSettings(Section):
+    threshold: float = 0.5
+    negative_threshold: float = 0.35
+    min_silence_ms: int = 300
+    min_speech_ms: int = 250
+    pre_roll_ms: int = 200
+    post_roll_ms: int = 100
+    max_utterance_s: float = 15.0
+    tick_ms: int = 32
+
+
+class StoreSettings(Section):
+    path: str = "var/callstream.db"
+
+
+class EventSettings(Section):
+    max_queued_per_subscriber: int = 1_000
+    recent_calls: int = 100
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class Settings(Section):
+    audiosocket: AudioSocketSettings = msgspec.field(default_factory=AudioSocketSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    asr: AsrSettings = msgspec.field(default_factory=AsrSettings)
+    vad: VadSettings = msgspec.field(default_factory=VadSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    events: EventSettings = msgspec.field(default_factory=EventSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    shutdown_timeout_s: float = 10.0
+
+
+class SettingsError(ValueError):
+    pass
+
+
+ENV_PREFIX = "CALLSTREAM_"
+
+
+def _apply_env(tree: dict[str, object], environ: dict[str, str]) -> None:
+    """CALLSTREAM_<SECTION>_<KEY>=value overrides one key (for secrets and per-host tweaks)."""
+    for section, section_type in typing.get_type_hints(Settings).items():
+        for key in getattr(section_type, "__struct_fields__", ()):
+            value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())
+            if value is not None:
+                tree.setdefault(section, {})[key] = value  # type: ignore[index, union-attr]
+
+
+def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    tree: dict[str, object] = {}
+    if path is not None:
+        try:
+            tree = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+    _apply_env(tree, dict(os.environ if environ is None else environ))
+    try:
+        return msgspec.convert(tree, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{path or 'environment'}: {exc}") from None

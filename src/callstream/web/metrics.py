@@ -1,0 +1,31 @@
+"""Prometheus text exposition of the pipeline's counters and gauges."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callstream.app import Pipeline
+
+
+def render(pipeline: Pipeline) -> str:
+    asr = pipeline.batcher.stats
+    pending_finals, pending_partials = pipeline.batcher.pending
+    samples = [
+        ("callstream_calls_active", "gauge", "Calls with at least one open leg.", len(pipeline.registry.sessions)),
+        ("callstream_subscribers", "gauge", "Open event subscriptions.", pipeline.bus.subscriber_count),
+        ("callstream_asr_pending_finals", "gauge", "Final utterances waiting for ASR.", pending_finals),
+        ("callstream_asr_pending_partials", "gauge", "Partial requests waiting for ASR.", pending_partials),
+        ("callstream_asr_batches_total", "counter", "ASR batches run.", asr.batches),
+        ("callstream_asr_items_total", "counter", "Utterances transcribed.", asr.items),
+        ("callstream_asr_busy_seconds_total", "counter", "Time the ASR thread spent decoding.", asr.busy_s),
+        ("callstream_asr_partials_superseded_total", "counter", "Partials replaced by newer ones.",
+         asr.partials_superseded),
+        ("callstream_asr_failed_total", "counter", "Utterances whose transcription failed.", asr.failed),
+        ("callstream_vad_busy_seconds_total", "counter", "Time spent in batched VAD runs.", pipeline.vad.busy_s),
+        ("callstream_store_dropped_total", "counter", "Records the store could not queue.", pipeline.store.dropped),
+    ]
+    lines = []
+    for name, kind, help_text, value in samples:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    return "\n".join(lines) + "\n"
