@@ -71,6 +71,7 @@ def session_config(settings: Settings) -> SessionConfig:
         min_partial_samples=samples_from_ms(asr.min_partial_ms),
         no_speech_threshold=asr.no_speech_threshold,
         ring_capacity_samples=samples_from_ms(RING_SECONDS * 1000),
+        gap_fill_samples=samples_from_ms(vad.gap_fill_ms),
         tracker=TrackerConfig(
             threshold=vad.threshold,
             negative_threshold=vad.negative_threshold,

@@ -54,6 +54,7 @@ class VadSettings(Section):
     post_roll_ms: int = 100
     max_utterance_s: float = 15.0
     tick_ms: int = 32
+    gap_fill_ms: int = 200  # a pause in the audio stream this long counts as silence (DTMF); 0: off
 
 
 class StoreSettings(Section):

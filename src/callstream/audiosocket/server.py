@@ -87,7 +87,7 @@ class AudioSocketServer:
                     elif session is None:
                         raise ProtocolError("message before the call UUID")
                     elif isinstance(message, Audio):
-                        session.legs[self.leg].feed_pcm(message.pcm, message.sample_rate_hz)
+                        session.feed_audio(self.leg, message.pcm, message.sample_rate_hz)
                     elif isinstance(message, Dtmf):
                         session.feed_dtmf(self.leg, message.digit)
                     elif isinstance(message, Hangup):

@@ -11,9 +11,12 @@ from callstream.vad.tracker import TrackerConfig, VadTracker
 
 
 class LegAudio:
-    def __init__(self, leg: str, origin_s: float, tracker_config: TrackerConfig, ring_capacity_samples: int) -> None:
+    """Sample index 0 is the first audio frame; `origin_s` places it on the call's clock."""
+
+    def __init__(self, leg: str, tracker_config: TrackerConfig, ring_capacity_samples: int) -> None:
         self.leg = leg
-        self.origin_s = origin_s  # where this leg's first sample sits on the call's clock
+        self.origin_s = 0.0
+        self.last_audio_s: float | None = None  # call-clock time of the newest frame; None before the first
         self.ring = RingBuffer(ring_capacity_samples)
         self.vad_state = VadState()
         self.tracker = VadTracker(tracker_config)
@@ -21,13 +24,33 @@ class LegAudio:
         self.input_rate_hz: int | None = None
         self._resampler: StreamResampler | None = None
 
-    def feed_pcm(self, pcm: bytes, rate_hz: int) -> None:
+    def feed_pcm(self, pcm: bytes, rate_hz: int, now_s: float) -> None:
+        if self.last_audio_s is None:
+            self.origin_s = now_s - len(pcm) / 2 / rate_hz
+        self.last_audio_s = now_s
         if self._resampler is None or self._resampler.input_rate_hz != rate_hz:
             if self._resampler is not None:
                 self.ring.write(self._resampler.flush())
             self._resampler = StreamResampler(rate_hz)
             self.input_rate_hz = rate_hz
         self.ring.write(self._resampler.feed(pcm))
+
+    def fill_gap(self, now_s: float, min_gap_s: float) -> None:
+        """Asterisk sends nothing while a DTMF digit plays (~0.5 s): count such a pause as silence.
+
+        Without this the VAD would wait for the next frame to see the silence, and the
+        leg's clock would fall behind the call's by every pause.
+        """
+        if self.last_audio_s is None or now_s - self.last_audio_s < min_gap_s:
+            return
+        behind_s = self.origin_s + self.ring.end_sample / TARGET_RATE_HZ
+        missing = int((now_s - behind_s) * TARGET_RATE_HZ)
+        if missing > 0:
+            if self._resampler is not None:
+                self.ring.write(self._resampler.flush())
+                self._resampler = None
+            self.ring.write(np.zeros(missing, dtype=np.float32))
+        self.last_audio_s = now_s
 
     def flush(self) -> None:
         if self._resampler is not None:

@@ -66,6 +66,7 @@ class CallRegistry:
 
     def vad_targets(self) -> Iterator[Target]:
         for session in list(self.sessions.values()):
+            session.fill_gaps()
             for name, audio in session.legs.items():
                 if session.needs_vad(name):
                     yield audio, partial(session.on_vad, name)

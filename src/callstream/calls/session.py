@@ -26,6 +26,7 @@ class SessionConfig:
     min_partial_samples: int
     no_speech_threshold: float
     ring_capacity_samples: int
+    gap_fill_samples: int  # an audio pause at least this long is filled with silence; 0: never
     tracker: TrackerConfig
 
 
@@ -71,7 +72,7 @@ class CallSession:
         return time.monotonic() - self._started_monotonic
 
     def open_leg(self, leg: str, send_hangup: Callable[[], None]) -> LegAudio:
-        audio = LegAudio(leg, self.elapsed_s(), self._config.tracker, self._config.ring_capacity_samples)
+        audio = LegAudio(leg, self._config.tracker, self._config.ring_capacity_samples)
         self.legs[leg] = audio
         self._open_legs.add(leg)
         self._drained[leg] = asyncio.Event()
@@ -80,6 +81,16 @@ class CallSession:
             self._emit(CallStarted(call_id=self.call_id, started_at=self.started_at, leg=leg))
         self.log.info("leg_opened", leg=leg)
         return audio
+
+    def feed_audio(self, leg: str, pcm: bytes, rate_hz: int) -> None:
+        self.legs[leg].feed_pcm(pcm, rate_hz, self.elapsed_s())
+
+    def fill_gaps(self) -> None:
+        if self._config.gap_fill_samples <= 0:
+            return
+        now_s = self.elapsed_s()
+        for leg in self._open_legs:
+            self.legs[leg].fill_gap(now_s, self._config.gap_fill_samples / TARGET_RATE_HZ)
 
     def feed_dtmf(self, leg: str, digit: str) -> None:
         self._emit(Dtmf(call_id=self.call_id, digit=digit, at=round(self.elapsed_s(), 3), leg=leg), persist=True)

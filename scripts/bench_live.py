@@ -1,0 +1,256 @@
+"""Live benchmark: N concurrent AudioSocket calls of real 8 kHz speech against a callstream server process.
+
+Each call plays English clips from ../shared/data/speech as Asterisk would (UUID, audio 0.5 s later,
+20 ms frames at real pace, silence frames between clips). One WebSocket subscriber on /v1/events
+times every event. Reported per N: latency from the end of each clip to its segment.final, from
+the start of each clip to its first segment.partial, streaming WER, server CPU and peak RSS.
+
+    python scripts/bench_live.py --model base --calls 1 2 4 8 16 32 --out docs/bench-live.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from callstream.audiosocket.player import TimedMessage, call_messages, play, read_wav_pcm
+from callstream.evaluation.speech import Clip, english_clips
+from callstream.evaluation.wer import corpus_wer
+
+RATE_HZ = 8_000
+FIRST_AUDIO_DELAY_S = 0.5
+
+
+@dataclass
+class PlannedClip:
+    clip: Clip
+    start_s: float  # on the call clock (from the UUID)
+    end_s: float
+    finals: list[tuple[float, float, str, float]] = field(default_factory=list)  # start, end, text, received
+    first_partial_at: float | None = None  # monotonic
+    sent_end_at: float | None = None  # monotonic time the clip's last frame was sent
+
+
+@dataclass
+class PlannedCall:
+    call_id: uuid.UUID
+    start_delay_s: float
+    clips: list[PlannedClip]
+    messages: list[TimedMessage]
+    connected_at: float = 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plan_call(clips: list[Clip], gap_s: float, start_delay_s: float) -> PlannedCall:
+    pcm = bytearray()
+    planned = []
+    silence = bytes(int(gap_s * RATE_HZ) * 2)
+    for clip in clips:
+        audio, rate = read_wav_pcm(clip.path_8k)
+        assert rate == RATE_HZ
+        start_s = FIRST_AUDIO_DELAY_S + len(pcm) / 2 / RATE_HZ
+        pcm += audio
+        planned.append(PlannedClip(clip, start_s, FIRST_AUDIO_DELAY_S + len(pcm) / 2 / RATE_HZ))
+        pcm += silence
+    call_id = uuid.uuid4()
+    return PlannedCall(call_id, start_delay_s, planned, call_messages(call_id, bytes(pcm), RATE_HZ))
+
+
+def plan_calls(n_calls: int, clips_per_call: int, gap_s: float, seed: int) -> list[PlannedCall]:
+    pool = english_clips()
+    rng = random.Random(seed)
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    calls = []
+    for i in range(n_calls):
+        chosen = [pool[order[(i * clips_per_call + k) % len(pool)]] for k in range(clips_per_call)]
+        calls.append(plan_call(chosen, gap_s, start_delay_s=rng.uniform(0, 2.0)))
+    return calls
+
+
+class ServerProcess:
+    def __init__(self, model: str, extra_config: str) -> None:
+        self.http_port, self.audiosocket_port = free_port(), free_port()
+        self.dir = tempfile.TemporaryDirectory()
+        config = Path(self.dir.name) / "bench.toml"
+        config.write_text(
+            f'[audiosocket]\nport = {self.audiosocket_port}\nmax_calls = 256\n'
+            f'[http]\nport = {self.http_port}\n'
+            f'[store]\npath = "{self.dir.name}/bench.db"\n'
+            f'[log]\nlevel = "warning"\n'
+            f'[asr]\nmodel = "{model}"\n{extra_config}\n'
+        )
+        self.proc = subprocess.Popen([sys.executable, "-m", "callstream", "serve", "--config", str(config)])
+
+    async def wait_ready(self, session: aiohttp.ClientSession, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited during start-up")
+            try:
+                async with session.get(f"http://127.0.0.1:{self.http_port}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise TimeoutError("server not ready")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.dir.cleanup()
+
+
+def match_event(calls: dict[str, PlannedCall], event: dict, received: float) -> None:
+    call = calls.get(event.get("call_id", ""))
+    if call is None or event["type"] not in ("segment.final", "segment.partial"):
+        return
+    # The clip this segment overlaps most, on the call clock.
+    best = max(call.clips, key=lambda c: min(c.end_s, event["end"]) - max(c.start_s, event["start"]))
+    if min(best.end_s, event["end"]) - max(best.start_s, event["start"]) <= 0:
+        return
+    if event["type"] == "segment.final":
+        best.finals.append((event["start"], event["end"], event["text"], received))
+    elif best.first_partial_at is None:
+        best.first_partial_at = received
+
+
+async def subscribe(url: str, calls: dict[str, PlannedCall], done: asyncio.Event, ended: set[str]) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        async for msg in ws:
+            event = json.loads(msg.data)
+            match_event(calls, event, time.monotonic())
+            if event["type"] == "call.ended":
+                ended.add(event["call_id"])
+                if ended >= calls.keys():
+                    done.set()
+                    return
+
+
+async def run_call(call: PlannedCall, port: int) -> None:
+    await asyncio.sleep(call.start_delay_s)
+    call.connected_at = time.monotonic()
+    await play("127.0.0.1", port, call.messages)
+    for clip in call.clips:
+        clip.sent_end_at = call.connected_at + clip.end_s
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def summarise(n_calls: int, calls: list[PlannedCall], cpu_s: float, wall_s: float, rss_peak_mb: float) -> dict:
+    final_latency, partial_latency, pairs, missed = [], [], [], []
+    for call in calls:
+        for clip in call.clips:
+            if not clip.finals:
+                missed.append(clip.clip.id)
+                pairs.append((clip.clip.transcript, ""))
+                continue
+            last_final_at = max(received for *_, received in clip.finals)
+            final_latency.append(last_final_at - (call.connected_at + clip.end_s))
+            text = " ".join(t for _, _, t, _ in sorted(clip.finals))
+            pairs.append((clip.clip.transcript, text))
+            if clip.first_partial_at is not None:
+                partial_latency.append(clip.first_partial_at - (call.connected_at + clip.start_s))
+    return {
+        "calls": n_calls,
+        "clips": len(pairs),
+        "clips_without_final": missed,
+        "final_latency_p50_s": percentile(final_latency, 50),
+        "final_latency_p95_s": percentile(final_latency, 95),
+        "final_latency_max_s": percentile(final_latency, 100),
+        "first_partial_p50_s": percentile(partial_latency, 50),
+        "first_partial_p95_s": percentile(partial_latency, 95),
+        "wer": round(corpus_wer(pairs), 4),
+        "server_cpu_percent": round(100 * cpu_s / wall_s, 1),
+        "server_rss_peak_mb": round(rss_peak_mb, 1),
+    }
+
+
+async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespace) -> dict:
+    calls = plan_calls(n_calls, args.clips_per_call, args.gap_s, seed=args.seed + n_calls)
+    by_id = {str(c.call_id): c for c in calls}
+    done, ended = asyncio.Event(), set()
+    listener = asyncio.create_task(subscribe(f"http://127.0.0.1:{server.http_port}/v1/events", by_id, done, ended))
+    await asyncio.sleep(0.3)
+    cpu_before, started = server.cpu_seconds(), time.monotonic()
+    rss_peak = server.rss_mb()
+    players = asyncio.gather(*(run_call(c, server.audiosocket_port) for c in calls))
+    while not players.done():
+        rss_peak = max(rss_peak, server.rss_mb())
+        await asyncio.sleep(0.5)
+    await players
+    try:
+        await asyncio.wait_for(done.wait(), timeout=60)
+    except TimeoutError:
+        print(f"warning: {len(by_id) - len(ended)} calls did not end", file=sys.stderr)
+    cpu_s, wall_s = server.cpu_seconds() - cpu_before, time.monotonic() - started
+    listener.cancel()
+    return summarise(n_calls, calls, cpu_s, wall_s, max(rss_peak, server.rss_mb()))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--clips-per-call", type=int, default=6)
+    parser.add_argument("--gap-s", type=float, default=1.5, help="silence between clips")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--config", default="", help="extra TOML lines for the [asr] table")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    server = ServerProcess(args.model, args.config.replace("\\n", "\n"))
+    results = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            await server.wait_ready(session)
+        for n in args.calls:
+            result = await run_level(server, n, args)
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    finally:
+        server.stop()
+    holding = [r["calls"] for r in results if r["final_latency_p95_s"] is not None and r["final_latency_p95_s"] <= 1.5]
+    summary = {"model": args.model, "config": args.config, "levels": results,
+               "largest_n_with_p95_le_1_5_s": max(holding, default=0)}
+    print(json.dumps({"largest_n_with_p95_le_1_5_s": summary["largest_n_with_p95_le_1_5_s"]}))
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,38 @@
+"""The shared speech set (../shared/data/speech): manifest rows and audio, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "speech"
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    id: str
+    language: str
+    duration_s: float
+    path_8k: Path
+    path_16k: Path
+    transcript: str
+    speaker: str
+
+
+def load_manifest(root: Path = DEFAULT_ROOT) -> list[Clip]:
+    with (root / "manifest.tsv").open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [
+        Clip(r["id"], r["language"], float(r["duration_s"]), root / r["file_8k"], root / r["file_16k"],
+             r["transcript"], r["speaker"])
+        for r in rows
+    ]
+
+
+def english_clips(root: Path = DEFAULT_ROOT) -> list[Clip]:
+    """Every English clip with a reference transcript, calls excluded: the set WER is scored on."""
+    return [
+        c for c in load_manifest(root)
+        if c.language == "en" and c.transcript and not c.path_8k.relative_to(root).parts[0] == "calls"
+    ]

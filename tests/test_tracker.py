@@ -1,0 +1,41 @@
+"""Tier 1: the per-leg VAD state machine on probability sequences."""
+
+from callstream.vad.model import CHUNK_SAMPLES
+from callstream.vad.tracker import TrackerConfig, UtteranceDropped, UtteranceEnded, UtteranceStarted, VadTracker
+
+CONFIG = TrackerConfig(min_silence_samples=4 * CHUNK_SAMPLES, min_speech_samples=3 * CHUNK_SAMPLES,
+                       pre_roll_samples=CHUNK_SAMPLES, post_roll_samples=0,
+                       max_utterance_samples=40 * CHUNK_SAMPLES)
+
+
+def run(probabilities):
+    tracker = VadTracker(CONFIG)
+    events = [e for p in probabilities for e in tracker.feed(p)]
+    return events + tracker.flush()
+
+
+def test_utterance_with_hangover_and_pre_roll():
+    events = run([0.0] * 5 + [0.9] * 10 + [0.1] * 6)
+    assert events == [UtteranceStarted(4 * CHUNK_SAMPLES), UtteranceEnded(4 * CHUNK_SAMPLES, 15 * CHUNK_SAMPLES, False)]
+
+
+def test_hysteresis_keeps_speech_through_a_dip():
+    events = run([0.9] * 5 + [0.4] * 6 + [0.9] * 3 + [0.0] * 5)
+    assert [type(e) for e in events] == [UtteranceStarted, UtteranceEnded]
+
+
+def test_short_burst_is_dropped():
+    assert [type(e) for e in run([0.9] * 2 + [0.0] * 5)] == [UtteranceStarted, UtteranceDropped]
+
+
+def test_long_speech_is_cut_at_the_maximum_and_continues():
+    events = run([0.9] * 100 + [0.0] * 5)
+    ended = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert [e.forced for e in ended] == [True, True, False]
+    assert all(e.end_sample - e.start_sample <= CONFIG.max_utterance_samples for e in ended)
+    assert ended[1].start_sample == ended[0].end_sample  # no audio lost between pieces
+
+
+def test_flush_closes_open_speech():
+    events = run([0.9] * 8)
+    assert isinstance(events[-1], UtteranceEnded) and events[-1].end_sample == 8 * CHUNK_SAMPLES
