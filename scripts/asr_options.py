@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import platform
 import random
 import re
@@ -53,6 +54,7 @@ OPTIONS_HELP = """Option grammar: parts joined by '-'.
   flags: b<N> beam size (default 1)     B<N> max batch size (default 1)     t<N> cpu threads (default 2)
          min<S> adaptive minimum window  nocap: max_length 448 instead of the duration token cap
          nr<N> no_repeat_ngram_size     n<N> utterances in a live run (default 120)
+         fb: guard - re-decode a suspect result (token cap hit, gzip ratio > 2.4, > 5 words/s) in a 30 s window
 Examples: win30-b5  adapt-b1-B8  pack20-b1  live3.5-b1-B8  adapt-b1-t1  win6-b1-nocap"""
 
 
@@ -134,6 +136,11 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def suspect(text: str, n_tokens: int, cap: int, speech_s: float) -> bool:
+    """Cheap runaway/hallucination test: hit the token cap, repetitive (gzip), or more words than anyone says."""
+    return n_tokens >= cap or compression_ratio(text) > 2.4 or len(normalise(text)) > 5 * speech_s + 3
+
+
 class Engine:
     """One faster-whisper model plus the raw CTranslate2 calls used by the direct options."""
 
@@ -188,6 +195,7 @@ class Option:
     min_window: float = 4
     cap: bool = True
     no_repeat_ngram: int = 0
+    fallback: bool = False
     rate: float = 0.0
     n_live: int = 120
 
@@ -207,6 +215,8 @@ def parse_option(name: str) -> Option:
     for flag in flags:
         if flag == "nocap":
             opt.cap = False
+        elif flag == "fb":
+            opt.fallback = True
         elif m := re.fullmatch(r"(b|B|t|min|nr|n)(\d+(?:\.\d+)?)", flag):
             key = {"b": "beam", "B": "batch", "t": "threads", "min": "min_window", "nr": "no_repeat_ngram", "n": "n_live"}
             attr = key[m[1]]
@@ -224,6 +234,7 @@ class Run:
     call_walls: list[float] = field(default_factory=list)  # one per generate()/transcribe() call
     latencies: list[float] = field(default_factory=list)  # one per segment: what that caller waited
     hit_cap: int = 0
+    fallbacks: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -258,6 +269,24 @@ def run_offline(engine: Engine, clips: list[Clip], opt: Option) -> Run:
     return run
 
 
+def decode_batch(engine: Engine, audios: list[np.ndarray], window: float, opt: Option, run: Run) -> list[str]:
+    """One generate() call for a batch of padded windows; with the fb flag, suspects are re-decoded in 30 s windows."""
+    longest = max(len(a) for a in audios) / SR
+    cap = token_cap(longest) if opt.cap else MAX_TOKENS
+    results = engine.generate(audios, window, opt.beam, cap, no_repeat_ngram=opt.no_repeat_ngram)
+    ids = [r.sequences_ids[0] for r in results]
+    texts = [engine.text(i) for i in ids]
+    run.hit_cap += sum(len(i) >= cap for i in ids)
+    if opt.fallback and window < 30:
+        redo = [k for k, a in enumerate(audios) if suspect(texts[k], len(ids[k]), cap, len(a) / SR)]
+        if redo:
+            run.fallbacks += len(redo)
+            again = engine.generate([audios[k] for k in redo], 30, opt.beam, cap, no_repeat_ngram=opt.no_repeat_ngram)
+            for k, r in zip(redo, again):
+                texts[k] = engine.text(r.sequences_ids[0])
+    return texts
+
+
 def run_windows(engine: Engine, clips: list[Clip], opt: Option) -> Run:
     """win<W> / adapt: one padded window per segment, up to B segments per generate() call."""
     run = Run()
@@ -267,15 +296,12 @@ def run_windows(engine: Engine, clips: list[Clip], opt: Option) -> Run:
         batch = segs[start : start + opt.batch]
         longest = max(s.duration for s in batch)
         window = opt.window if opt.kind == "win" else adaptive_window(longest, opt.min_window)
-        cap = token_cap(longest) if opt.cap else MAX_TOKENS
         t0 = time.perf_counter()
-        results = engine.generate([s.audio for s in batch], window, opt.beam, cap, no_repeat_ngram=opt.no_repeat_ngram)
+        texts = decode_batch(engine, [s.audio for s in batch], window, opt, run)
         wall = time.perf_counter() - t0
         run.call_walls.append(wall)
-        for seg, res in zip(batch, results):
-            ids = res.sequences_ids[0]
-            run.hit_cap += len(ids) >= cap
-            run.hyps[seg.clip].append((seg.part, engine.text(ids)))
+        for seg, text in zip(batch, texts):
+            run.hyps[seg.clip].append((seg.part, text))
             run.latencies.append(wall)
     for i in run.hyps:  # reassemble pieces of long clips in order
         run.hyps[i] = [t for _, t in sorted(run.hyps[i])]
@@ -303,7 +329,7 @@ def split_by_timestamps(engine: Engine, ids: list[int], spans: list[tuple[float,
     texts, straddled = [[] for _ in spans], 0
     for s, e, toks in pieces:
         overlaps = [max(0.0, min(e, b + 0.25) - max(s, a - 0.25)) for a, b in spans]
-        if sum(o > 0.3 for o in overlaps) > 1:
+        if sum(max(0.0, min(e, b) - max(s, a)) > 0.3 for a, b in spans) > 1:
             straddled += 1
         if max(overlaps) > 0:
             k = int(np.argmax(overlaps))
@@ -369,16 +395,12 @@ def run_live(engine: Engine, clips: list[Clip], opt: Option) -> Run:
         n_ready = int(np.searchsorted(arrivals, now, side="right")) - done
         batch = list(range(done, done + min(opt.batch, n_ready)))
         audios = [clips[order[k]].audio for k in batch]
-        longest = max(len(a) for a in audios) / SR
-        cap = token_cap(longest) if opt.cap else MAX_TOKENS
         t0 = time.perf_counter()
-        results = engine.generate(audios, adaptive_window(longest, opt.min_window), opt.beam, cap)
+        texts = decode_batch(engine, audios, adaptive_window(max(len(a) for a in audios) / SR, opt.min_window), opt, run)
         t1 = time.perf_counter()
         run.call_walls.append(t1 - t0)
-        for k, res in zip(batch, results):
-            ids = res.sequences_ids[0]
-            run.hit_cap += len(ids) >= cap
-            run.hyps[order[k]] = [engine.text(ids)]  # repeats of a clip overwrite: same audio, same text
+        for k, text in zip(batch, texts):
+            run.hyps[order[k]] = [text]  # repeats of a clip overwrite: same audio, same text
             run.latencies.append(t1 - t_start - arrivals[k])
         done += len(batch)
     elapsed = time.perf_counter() - t_start
@@ -426,6 +448,7 @@ def summarise(opt: Option, clips: list[Clip], run: Run) -> dict:
         "latency_mean_s": round(float(lat.mean()), 3),
         "latency_p95_s": round(float(np.percentile(lat, 95)), 3),
         "hit_token_cap": run.hit_cap,
+        "fallbacks": run.fallbacks,
         "runaway_or_long": int(runaway),
         "empty": sum(not hyp[i] for i in idx),
         **run.extra,
@@ -438,7 +461,8 @@ def table_row(s: dict) -> str:
     thr = s["throughput"] if s["throughput"] is not None else f"{s.get('offered_audio_s_per_s')} offered"
     return (
         f"| {s['option']} | {s['wer']:.3f} | {s['wer_short']:.3f} | {s['compute_s']:.1f} | {thr} | "
-        f"{s['latency_mean_s']:.2f} | {s['latency_p95_s']:.2f} | {s['hit_token_cap']} | {s['runaway_or_long']} |"
+        f"{s['latency_mean_s']:.2f} | {s['latency_p95_s']:.2f} | {s['hit_token_cap']} | {s['runaway_or_long']} | "
+        f"{s['empty']} | {s['fallbacks']} |"
     )
 
 
@@ -451,8 +475,6 @@ def machine() -> dict:
         )
     except (OSError, StopIteration):
         cpu = platform.processor()
-    import os
-
     return {"cpu": cpu, "cores": os.cpu_count(), "ctranslate2": ctranslate2.__version__, "python": platform.python_version()}
 
 
@@ -469,8 +491,9 @@ def main() -> None:
     print(f"{len(clips)} clips, {sum(c.duration for c in clips):.1f} s of audio, model {args.model}", flush=True)
     engines: dict[int, Engine] = {}
     results = []
-    print("| option | WER | WER<=8s | compute s | audio s / compute s | mean call s | p95 call s | cap hits | runaway |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| option | WER | WER<=8s | compute s | audio s / compute s | mean latency s | p95 latency s "
+          "| cap hits | runaway | empty | fallbacks |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for opt in options:
         if opt.threads not in engines:
             engines[opt.threads] = Engine(args.model, opt.threads)

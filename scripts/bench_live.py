@@ -93,8 +93,8 @@ class ServerProcess:
         self.dir = tempfile.TemporaryDirectory()
         config = Path(self.dir.name) / "bench.toml"
         config.write_text(
-            f'[audiosocket]\nport = {self.audiosocket_port}\nmax_calls = 256\n'
-            f'[http]\nport = {self.http_port}\n'
+            f"[audiosocket]\nport = {self.audiosocket_port}\nmax_calls = 256\n"
+            f"[http]\nport = {self.http_port}\n"
             f'[store]\npath = "{self.dir.name}/bench.db"\n'
             f'[log]\nlevel = "warning"\n'
             f'[asr]\nmodel = "{model}"\n{extra_config}\n'
@@ -245,8 +245,12 @@ async def main() -> None:
     finally:
         server.stop()
     holding = [r["calls"] for r in results if r["final_latency_p95_s"] is not None and r["final_latency_p95_s"] <= 1.5]
-    summary = {"model": args.model, "config": args.config, "levels": results,
-               "largest_n_with_p95_le_1_5_s": max(holding, default=0)}
+    summary = {
+        "model": args.model,
+        "config": args.config,
+        "levels": results,
+        "largest_n_with_p95_le_1_5_s": max(holding, default=0),
+    }
     print(json.dumps({"largest_n_with_p95_le_1_5_s": summary["largest_n_with_p95_le_1_5_s"]}))
     if args.out:
         args.out.write_text(json.dumps(summary, indent=1) + "\n")

@@ -25,8 +25,9 @@ def test_ring_buffer_write_longer_than_capacity_keeps_the_newest():
 def test_streaming_resampler_keeps_length_and_tone():
     tone = (np.sin(2 * np.pi * 440 * np.arange(8000) / 8000) * 12000).astype("<i2")
     resampler = StreamResampler(8000)
-    out = np.concatenate([resampler.feed(tone[i : i + 160].tobytes()) for i in range(0, 8000, 160)]
-                         + [resampler.flush()])
+    out = np.concatenate(
+        [resampler.feed(tone[i : i + 160].tobytes()) for i in range(0, 8000, 160)] + [resampler.flush()]
+    )
     assert len(out) == 16000
     spectrum = np.abs(np.fft.rfft(out))
     assert abs(np.argmax(spectrum) - 440) <= 1  # 1 Hz per bin over one second

@@ -45,8 +45,20 @@ def test_every_kind_decodes():
     ]
 
 
-@pytest.mark.parametrize("kind, rate", [(0x10, 8000), (0x11, 12000), (0x12, 16000), (0x13, 24000), (0x14, 32000),
-                                        (0x15, 44100), (0x16, 48000), (0x17, 96000), (0x18, 192000)])
+@pytest.mark.parametrize(
+    "kind, rate",
+    [
+        (0x10, 8000),
+        (0x11, 12000),
+        (0x12, 16000),
+        (0x13, 24000),
+        (0x14, 32000),
+        (0x15, 44100),
+        (0x16, 48000),
+        (0x17, 96000),
+        (0x18, 192000),
+    ],
+)
 def test_audio_rates(kind, rate):
     [_, audio] = Decoder().feed(encode_uuid(CALL) + bytes([kind]) + b"\x00\x04" + b"\x00" * 4)
     assert audio == Audio(rate, b"\x00" * 4)

@@ -24,7 +24,7 @@ def test_environment_overrides_a_key():
 
 
 def test_missing_model_directory_is_one_clear_error(tmp_path):
-    with pytest.raises(models.ModelError, match="has no model.bin"):
+    with pytest.raises(models.ModelError, match=r"has no model\.bin"):
         models.resolve_whisper(str(tmp_path))
     with pytest.raises(models.ModelError, match="does not exist"):
         models.resolve_whisper("/nonexistent/whisper")

@@ -3,9 +3,13 @@
 from callstream.vad.model import CHUNK_SAMPLES
 from callstream.vad.tracker import TrackerConfig, UtteranceDropped, UtteranceEnded, UtteranceStarted, VadTracker
 
-CONFIG = TrackerConfig(min_silence_samples=4 * CHUNK_SAMPLES, min_speech_samples=3 * CHUNK_SAMPLES,
-                       pre_roll_samples=CHUNK_SAMPLES, post_roll_samples=0,
-                       max_utterance_samples=40 * CHUNK_SAMPLES)
+CONFIG = TrackerConfig(
+    min_silence_samples=4 * CHUNK_SAMPLES,
+    min_speech_samples=3 * CHUNK_SAMPLES,
+    pre_roll_samples=CHUNK_SAMPLES,
+    post_roll_samples=0,
+    max_utterance_samples=40 * CHUNK_SAMPLES,
+)
 
 
 def run(probabilities):

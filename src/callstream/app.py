@@ -56,8 +56,14 @@ def load_transcriber(asr: AsrSettings) -> WhisperTranscriber:
         cpu_threads=asr.cpu_threads or (os.cpu_count() or 1),
         window=WindowPolicy(min_window_s=asr.min_window_s),
     )
-    log.info("asr_model_loaded", model=asr.model, path=model_path, device=device, compute_type=compute_type,
-             load_s=round(time.monotonic() - started, 2))
+    log.info(
+        "asr_model_loaded",
+        model=asr.model,
+        path=model_path,
+        device=device,
+        compute_type=compute_type,
+        load_s=round(time.monotonic() - started, 2),
+    )
     return transcriber
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from callstream.audiosocket.protocol import AUDIO_RATES_HZ, HEADER_BYTES, Kind, encode, encode_uuid
+from callstream.audiosocket.protocol import AUDIO_RATES_HZ, HEADER_BYTES, encode, encode_uuid
 
 FRAME_MS = 20
 RATE_KINDS = {rate: kind for kind, rate in AUDIO_RATES_HZ.items()}
@@ -58,7 +58,7 @@ def call_messages(call_id: uuid.UUID, pcm: bytes, rate_hz: int, first_audio_dela
 
 async def play(host: str, port: int, messages: list[TimedMessage], *, speed: float = 1.0, close: bool = True) -> float:
     """Send each message at its time (divided by speed); returns the monotonic time of the last send."""
-    reader, writer = await asyncio.open_connection(host, port)
+    _, writer = await asyncio.open_connection(host, port)
     started = time.monotonic()
     last_sent = started
     try:

@@ -97,8 +97,13 @@ class AudioSocketServer:
             decoder.close()
         except ProtocolError as exc:
             reason, error = "error", str(exc)
-            log.warning("audiosocket_protocol_error", peer=peer, leg=self.leg,
-                        call_id=session.call_id if session else None, error=error)
+            log.warning(
+                "audiosocket_protocol_error",
+                peer=peer,
+                leg=self.leg,
+                call_id=session.call_id if session else None,
+                error=error,
+            )
         except Rejected as exc:
             log.warning("audiosocket_rejected", peer=peer, leg=self.leg, reason=str(exc))
             return

@@ -208,8 +208,14 @@ class CallSession:
             leg=audio.leg,  # type: ignore[arg-type]
         )
         self._emit(segment, persist=True)
-        self.log.info("segment_final", leg=audio.leg, start=segment.start, end=segment.end,
-                      asr_wait_s=round(time.monotonic() - job.submitted_at, 3), text=result.text)
+        self.log.info(
+            "segment_final",
+            leg=audio.leg,
+            start=segment.start,
+            end=segment.end,
+            asr_wait_s=round(time.monotonic() - job.submitted_at, 3),
+            text=result.text,
+        )
 
     def _maybe_submit_partial(self, audio: LegAudio) -> None:
         start = audio.tracker.utterance_start

@@ -24,8 +24,15 @@ def load_manifest(root: Path = DEFAULT_ROOT) -> list[Clip]:
     with (root / "manifest.tsv").open(newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     return [
-        Clip(r["id"], r["language"], float(r["duration_s"]), root / r["file_8k"], root / r["file_16k"],
-             r["transcript"], r["speaker"])
+        Clip(
+            r["id"],
+            r["language"],
+            float(r["duration_s"]),
+            root / r["file_8k"],
+            root / r["file_16k"],
+            r["transcript"],
+            r["speaker"],
+        )
         for r in rows
     ]
 
@@ -33,6 +40,7 @@ def load_manifest(root: Path = DEFAULT_ROOT) -> list[Clip]:
 def english_clips(root: Path = DEFAULT_ROOT) -> list[Clip]:
     """Every English clip with a reference transcript, calls excluded: the set WER is scored on."""
     return [
-        c for c in load_manifest(root)
-        if c.language == "en" and c.transcript and not c.path_8k.relative_to(root).parts[0] == "calls"
+        c
+        for c in load_manifest(root)
+        if c.language == "en" and c.transcript and c.path_8k.relative_to(root).parts[0] != "calls"
     ]

@@ -15,7 +15,7 @@ STATE_SHAPE = (2, 128)  # per leg; the model takes [2, batch, 128]
 class VadState:
     """Recurrent state and audio context of one leg, carried between chunks."""
 
-    __slots__ = ("state", "context")
+    __slots__ = ("context", "state")
 
     def __init__(self) -> None:
         self.state = np.zeros(STATE_SHAPE, dtype=np.float32)
@@ -40,9 +40,7 @@ class SileroVad:
             inputs[i, :CONTEXT_SAMPLES] = leg_state.context
             recurrent[:, i, :] = leg_state.state
         inputs[:, CONTEXT_SAMPLES:] = chunks
-        probability, new_state = self._session.run(
-            None, {"input": inputs, "state": recurrent, "sr": self._sample_rate}
-        )
+        probability, new_state = self._session.run(None, {"input": inputs, "state": recurrent, "sr": self._sample_rate})
         for i, leg_state in enumerate(states):
             leg_state.state = new_state[:, i, :].copy()
             leg_state.context = chunks[i, -CONTEXT_SAMPLES:].copy()

@@ -20,7 +20,6 @@ def _pipeline(request: web.Request) -> Pipeline:
     return request.app[PIPELINE]
 
 
-
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
