@@ -23,9 +23,12 @@ async def _serve(config: settings.Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    structlog.get_logger().info("shutting_down")
+    log = structlog.get_logger()
+    log.info("shutting_down")
     systemd.notify("STOPPING=1")
+    started = loop.time()
     await server.stop()
+    log.info("stopped", shutdown_s=round(loop.time() - started, 2))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -52,6 +55,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_play(args: argparse.Namespace) -> int:
+    import uuid
+
+    from callstream.audiosocket.player import call_messages, play, read_wav_pcm
+
+    pcm, rate_hz = read_wav_pcm(args.wav)
+    call_id = uuid.uuid4()
+    print(call_id)
+    asyncio.run(play(args.host, args.port, call_messages(call_id, pcm, rate_hz), speed=args.speed))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callstream", description="Live call transcription for Asterisk.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=_cmd_serve)
     model_cmd = sub.add_parser("models", help="assemble and verify the offline models, print their paths")
     model_cmd.set_defaults(func=_cmd_models)
+    player = sub.add_parser("play", help="play a 16-bit mono WAV into an AudioSocket listener as Asterisk would")
+    player.add_argument("wav", type=Path)
+    player.add_argument("--host", default="127.0.0.1")
+    player.add_argument("--port", type=int, default=9092)
+    player.add_argument("--speed", type=float, default=1.0, help="playback speed; 1.0 is real time")
+    player.set_defaults(func=_cmd_play)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

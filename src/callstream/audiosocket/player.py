@@ -56,21 +56,22 @@ def call_messages(call_id: uuid.UUID, pcm: bytes, rate_hz: int, first_audio_dela
     return [TimedMessage(0.0, encode_uuid(call_id)), *pcm_messages(pcm, rate_hz, first_audio_delay_s)]
 
 
-async def play(host: str, port: int, messages: list[TimedMessage], *, speed: float = 1.0, close: bool = True) -> float:
-    """Send each message at its time (divided by speed); returns the monotonic time of the last send."""
-    _, writer = await asyncio.open_connection(host, port)
+async def send_paced(writer: asyncio.StreamWriter, messages: list[TimedMessage], speed: float = 1.0) -> None:
+    """Send each message at its time (divided by speed), one write per message as Asterisk does."""
     started = time.monotonic()
-    last_sent = started
+    for message in messages:
+        delay = started + message.at_s / speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        writer.write(message.data)
+        await writer.drain()
+
+
+async def play(host: str, port: int, messages: list[TimedMessage], *, speed: float = 1.0) -> None:
+    """Connect, send the messages at their pace, then close: EOF is how Asterisk ends a call."""
+    _, writer = await asyncio.open_connection(host, port)
     try:
-        for message in messages:
-            delay = started + message.at_s / speed - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            writer.write(message.data)
-            await writer.drain()
-            last_sent = time.monotonic()
+        await send_paced(writer, messages, speed)
     finally:
-        if close:
-            writer.close()
-            await asyncio.gather(writer.wait_closed(), return_exceptions=True)
-    return last_sent
+        writer.close()
+        await asyncio.gather(writer.wait_closed(), return_exceptions=True)
