@@ -6,7 +6,6 @@ import aiohttp
 
 from callstream.app import start_server
 from callstream.audiosocket.player import send_paced
-
 from conftest import capture, capture_uuid, test_settings
 
 
@@ -19,9 +18,8 @@ async def test_shutdown_mid_call_keeps_finished_segments(tmp_path):
     reader, writer = await asyncio.open_connection("127.0.0.1", first.audiosocket_ports[0])
     await send_paced(writer, messages)
     await asyncio.sleep(1.0)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{first.http_port}/v1/calls/{call_id}") as r:
-            live = await r.json()
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{first.http_port}/v1/calls/{call_id}") as r:
+        live = await r.json()
     assert live["active"] is True
     await first.stop()
     assert await reader.read() == b""  # the server closed the call socket on shutdown
