@@ -19,8 +19,15 @@ def test_unknown_key_is_rejected_with_its_path(tmp_path):
 
 
 def test_environment_overrides_a_key():
-    loaded = settings.load(None, environ={"CALLSTREAM_HTTP_PORT": "9000", "CALLSTREAM_ASR_LANGUAGE": "sw"})
-    assert loaded.http.port == 9000 and loaded.asr.language == "sw"
+    loaded = settings.load(
+        None,
+        environ={
+            "CALLSTREAM_HTTP_PORT": "9000",
+            "CALLSTREAM_ASR_LANGUAGE": "sw",
+            "CALLSTREAM_ASR_LANGUAGES": '["sw","en"]',
+        },
+    )
+    assert loaded.http.port == 9000 and loaded.asr.language == "sw" and loaded.asr.languages == ["sw", "en"]
 
 
 def test_missing_model_directory_is_one_clear_error(tmp_path):

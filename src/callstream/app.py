@@ -55,6 +55,7 @@ def load_transcriber(asr: AsrSettings) -> WhisperTranscriber:
         compute_type=compute_type,
         cpu_threads=asr.cpu_threads or (os.cpu_count() or 1),
         window=WindowPolicy(min_window_s=asr.min_window_s),
+        languages=frozenset(asr.languages),
     )
     log.info(
         "asr_model_loaded",

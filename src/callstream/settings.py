@@ -34,6 +34,7 @@ class AsrSettings(Section):
     compute_type: str = "default"  # "default": int8 on CPU, float16 on CUDA
     cpu_threads: int = 0  # 0: one per core
     language: str = "auto"  # "auto" detects per utterance; or an ISO code such as "en"
+    languages: list[str] = msgspec.field(default_factory=list)  # with "auto": choose only among these
     beam_size: int = 1
     partial_beam_size: int = 1
     partial_interval_ms: int = 1_000
@@ -95,7 +96,15 @@ def _apply_env(tree: dict[str, object], environ: dict[str, str]) -> None:
         for key in getattr(section_type, "__struct_fields__", ()):
             value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())
             if value is not None:
-                tree.setdefault(section, {})[key] = value  # type: ignore[index, union-attr]
+                tree.setdefault(section, {})[key] = _env_value(value)  # type: ignore[index, union-attr]
+
+
+def _env_value(text: str) -> object:
+    """A TOML value when it parses as one (numbers, ["en", "sw"]), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:

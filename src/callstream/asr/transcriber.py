@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -12,8 +12,11 @@ import numpy as np
 @dataclass(frozen=True, slots=True)
 class AsrRequest:
     audio: np.ndarray  # 16 kHz mono float32
-    language: str | None  # None: detect from this audio
+    language: str | None  # None: detect from this audio, helped by language_prior
     beam_size: int = 1
+    # Evidence from the leg's earlier utterances (language -> weight in seconds of speech), so
+    # one short, ambiguous utterance does not flip the language of a call.
+    language_prior: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,7 @@ class AsrResult:
     text: str
     language: str
     no_speech_prob: float = 0.0
+    language_probs: dict[str, float] = field(default_factory=dict)  # when detection ran: the top candidates
 
 
 class Transcriber(Protocol):

@@ -35,6 +35,25 @@ class WindowPolicy:
         return min(30.0, math.ceil(wanted / self.step_s) * self.step_s)
 
 
+LANGUAGE_CANDIDATES = 5
+
+
+def choose_language(probs: dict[str, float], audio_s: float, prior: dict[str, float]) -> str:
+    """This utterance's detection weighted by its length, plus what earlier utterances said."""
+    scores = dict(prior)
+    for language, prob in probs.items():
+        scores[language] = scores.get(language, 0.0) + prob * audio_s
+    return max(scores, key=scores.__getitem__)
+
+
+def top_candidates(candidates: list[tuple[str, float]], allowed: frozenset[str]) -> dict[str, float]:
+    """The likeliest languages from detect_language's sorted (token, prob) list, limited to `allowed`."""
+    probs = {token[2:-2]: prob for token, prob in candidates}
+    if allowed:
+        probs = {lang: p for lang, p in probs.items() if lang in allowed}
+    return dict(sorted(probs.items(), key=lambda kv: -kv[1])[:LANGUAGE_CANDIDATES])
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode()
     return len(data) / max(1, len(gzip.compress(data)))
@@ -52,7 +71,9 @@ class WhisperTranscriber:
         cpu_threads: int = 0,
         window: WindowPolicy | None = None,
         tokens_per_second: float = 6.0,
+        languages: frozenset[str] = frozenset(),
     ) -> None:
+        self._allowed_languages = languages
         self._model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
         self._ct2: ctranslate2.models.Whisper = self._model.model
         self._tokenizer = self._model.hf_tokenizer
@@ -86,7 +107,7 @@ class WhisperTranscriber:
         window_s, beam_size = self._group_key(requests[0])
         features = self._features(requests, window_s)
         encoded = self._ct2.encode(features, to_cpu=self._ct2.device != "cpu" and len(requests) > 1)
-        languages = self._languages(requests, encoded)
+        languages, detected = self._languages(requests, encoded)
         prompts = [self._prompt(language) for language in languages]
         longest_s = max(len(r.audio) for r in requests) / SAMPLE_RATE_HZ
         max_tokens = int(8 + longest_s * self._tokens_per_second)
@@ -99,11 +120,11 @@ class WhisperTranscriber:
             suppress_blank=True,
         )
         results = []
-        for request, language, output in zip(requests, languages, outputs, strict=True):
+        for request, language, probs, output in zip(requests, languages, detected, outputs, strict=True):
             text = self._decode(output.sequences_ids[0])
             if _compression_ratio(text) > 2.4:
                 text = self._retry_repetitive(request, language, window_s, max_tokens)
-            results.append(AsrResult(text=text, language=language, no_speech_prob=output.no_speech_prob))
+            results.append(AsrResult(text, language, output.no_speech_prob, probs))
         return results
 
     def _features(self, requests: list[AsrRequest], window_s: float) -> ctranslate2.StorageView:
@@ -117,14 +138,21 @@ class WhisperTranscriber:
             batch[i] = self._model.feature_extractor(padded)[:, :frames]
         return ctranslate2.StorageView.from_array(batch)
 
-    def _languages(self, requests: list[AsrRequest], encoded: ctranslate2.StorageView) -> list[str]:
+    def _languages(
+        self, requests: list[AsrRequest], encoded: ctranslate2.StorageView
+    ) -> tuple[list[str], list[dict[str, float]]]:
         if not self.multilingual:
-            return ["en"] * len(requests)
-        languages = [r.language for r in requests]
-        if all(languages):
-            return languages  # type: ignore[return-value]
-        detected = self._ct2.detect_language(encoded)
-        return [lang or detected[i][0][0][2:-2] for i, lang in enumerate(languages)]
+            return ["en"] * len(requests), [{} for _ in requests]
+        if all(r.language for r in requests):
+            return [r.language for r in requests], [{} for _ in requests]  # type: ignore[misc]
+        languages, detected = [], []
+        for request, candidates in zip(requests, self._ct2.detect_language(encoded), strict=True):
+            probs = top_candidates(candidates, self._allowed_languages)
+            detected.append(probs)
+            languages.append(
+                request.language or choose_language(probs, len(request.audio) / SAMPLE_RATE_HZ, request.language_prior)
+            )
+        return languages, detected
 
     def _prompt(self, language: str) -> list[int]:
         if not self.multilingual:

@@ -30,6 +30,9 @@ class SessionConfig:
     tracker: TrackerConfig
 
 
+LANGUAGE_EVIDENCE_DECAY = 0.7  # per utterance
+
+
 class CallSession:
     """Built by the registry with its dependencies; the listener only feeds it audio and DTMF."""
 
@@ -54,6 +57,7 @@ class CallSession:
         self._partial_inflight: set[str] = set()
         self._last_partial_end: dict[str, int] = {}
         self._languages: dict[str, str] = {}
+        self._language_evidence: dict[str, dict[str, float]] = {}
         self._finals: set[asyncio.Task[None]] = set()
         self._drained: dict[str, asyncio.Event] = {}
         self._hangup_senders: dict[str, Callable[[], None]] = {}
@@ -177,7 +181,12 @@ class CallSession:
 
     def _submit_final(self, audio: LegAudio, start: int, end: int) -> None:
         self._batcher.cancel_leg_partials(self._leg_key(audio.leg))
-        request = AsrRequest(audio.ring.read(start, end), self._config.language, self._config.beam_size_final)
+        request = AsrRequest(
+            audio.ring.read(start, end),
+            self._config.language,
+            self._config.beam_size_final,
+            dict(self._language_evidence.get(audio.leg, {})),
+        )
         job = self._new_job(audio.leg, "final", request)
         try:
             self._batcher.submit(job)
@@ -198,6 +207,7 @@ class CallSession:
             self.log.debug("final_empty", leg=audio.leg, no_speech_prob=round(result.no_speech_prob, 3))
             return
         self._languages[audio.leg] = result.language
+        self._add_language_evidence(audio.leg, result, (end - start) / TARGET_RATE_HZ)
         self.final_count += 1
         segment = SegmentFinal(
             call_id=self.call_id,
@@ -216,6 +226,15 @@ class CallSession:
             asr_wait_s=round(time.monotonic() - job.submitted_at, 3),
             text=result.text,
         )
+
+    def _add_language_evidence(self, leg: str, result: AsrResult, audio_s: float) -> None:
+        # Older utterances count less, so a caller who really switches language is followed.
+        evidence = {
+            lang: weight * LANGUAGE_EVIDENCE_DECAY for lang, weight in self._language_evidence.get(leg, {}).items()
+        }
+        for language, prob in result.language_probs.items():
+            evidence[language] = evidence.get(language, 0.0) + prob * audio_s
+        self._language_evidence[leg] = evidence
 
     def _maybe_submit_partial(self, audio: LegAudio) -> None:
         start = audio.tracker.utterance_start
