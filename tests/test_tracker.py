@@ -1,7 +1,15 @@
 """Tier 1: the per-leg VAD state machine on probability sequences."""
 
 from callstream.vad.model import CHUNK_SAMPLES
-from callstream.vad.tracker import TrackerConfig, UtteranceDropped, UtteranceEnded, UtteranceStarted, VadTracker
+from callstream.vad.tracker import (
+    TrackerConfig,
+    UtteranceDropped,
+    UtteranceEnded,
+    UtterancePaused,
+    UtteranceResumed,
+    UtteranceStarted,
+    VadTracker,
+)
 
 CONFIG = TrackerConfig(
     min_silence_samples=4 * CHUNK_SAMPLES,
@@ -12,10 +20,12 @@ CONFIG = TrackerConfig(
 )
 
 
-def run(probabilities):
-    tracker = VadTracker(CONFIG)
-    events = [e for p in probabilities for e in tracker.feed(p)]
-    return events + tracker.flush()
+def run(probabilities, config=CONFIG, with_pauses=False):
+    tracker = VadTracker(config)
+    events = [e for p in probabilities for e in tracker.feed(p)] + tracker.flush()
+    if with_pauses:
+        return events
+    return [e for e in events if not isinstance(e, UtterancePaused | UtteranceResumed)]
 
 
 def test_utterance_with_hangover_and_pre_roll():
@@ -43,3 +53,29 @@ def test_long_speech_is_cut_at_the_maximum_and_continues():
 def test_flush_closes_open_speech():
     events = run([0.9] * 8)
     assert isinstance(events[-1], UtteranceEnded) and events[-1].end_sample == 8 * CHUNK_SAMPLES
+
+
+def test_pause_announces_the_end_an_uninterrupted_silence_confirms():
+    config = TrackerConfig(
+        min_silence_samples=6 * CHUNK_SAMPLES,
+        min_speech_samples=CHUNK_SAMPLES,
+        pre_roll_samples=0,
+        post_roll_samples=2 * CHUNK_SAMPLES,
+    )
+    events = run([0.9] * 5 + [0.0] * 8, config, with_pauses=True)
+    paused, ended = events[1], events[2]
+    assert isinstance(paused, UtterancePaused) and isinstance(ended, UtteranceEnded)
+    assert (paused.start_sample, paused.end_sample) == (ended.start_sample, ended.end_sample) == (0, 7 * CHUNK_SAMPLES)
+
+
+def test_speech_after_a_pause_resumes_the_utterance():
+    config = TrackerConfig(
+        min_silence_samples=6 * CHUNK_SAMPLES,
+        min_speech_samples=CHUNK_SAMPLES,
+        pre_roll_samples=0,
+        post_roll_samples=2 * CHUNK_SAMPLES,
+    )
+    events = run([0.9] * 5 + [0.0] * 3 + [0.9] * 2 + [0.0] * 8, config, with_pauses=True)
+    kinds = [type(e) for e in events]
+    assert kinds == [UtteranceStarted, UtterancePaused, UtteranceResumed, UtterancePaused, UtteranceEnded]
+    assert events[3].end_sample == events[4].end_sample == 12 * CHUNK_SAMPLES

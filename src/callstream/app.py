@@ -79,13 +79,14 @@ def session_config(settings: Settings) -> SessionConfig:
         no_speech_threshold=asr.no_speech_threshold,
         ring_capacity_samples=samples_from_ms(RING_SECONDS * 1000),
         gap_fill_samples=samples_from_ms(vad.gap_fill_ms),
+        speculative_finals=asr.speculative_finals,
         tracker=TrackerConfig(
             threshold=vad.threshold,
             negative_threshold=vad.negative_threshold,
             min_silence_samples=samples_from_ms(vad.min_silence_ms),
             min_speech_samples=samples_from_ms(vad.min_speech_ms),
             pre_roll_samples=samples_from_ms(vad.pre_roll_ms),
-            post_roll_samples=samples_from_ms(vad.post_roll_ms),
+            post_roll_samples=samples_from_ms(min(vad.post_roll_ms, vad.min_silence_ms)),
             max_utterance_samples=samples_from_ms(vad.max_utterance_s * 1000),
         ),
     )

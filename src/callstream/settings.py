@@ -43,6 +43,7 @@ class AsrSettings(Section):
     max_pending_finals: int = 256
     min_window_s: float = 10.0
     no_speech_threshold: float = 0.6
+    speculative_finals: bool = True
     cache_dir: str = ""  # where the default model is assembled; "" = $CALLSTREAM_CACHE_DIR or ~/.cache/callstream
 
 

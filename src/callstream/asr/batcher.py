@@ -91,6 +91,14 @@ class AsrBatcher:
             for key in [k for k, j in self._partials.items() if j.call_id == call_id]:
                 self._drop(self._partials.pop(key))
 
+    def cancel_job(self, job: AsrJob) -> None:
+        with self._condition:
+            if job in self._finals:
+                self._finals.remove(job)
+            elif self._partials.get(job.leg_key) is job:
+                del self._partials[job.leg_key]
+            self._drop(job)
+
     def cancel_call_partials(self, call_id: str) -> None:
         with self._condition:
             for key in [k for k, j in self._partials.items() if j.call_id == call_id]:

@@ -14,7 +14,7 @@ class TrackerConfig:
     min_silence_samples: int = 4_800  # 300 ms of silence ends an utterance
     min_speech_samples: int = 4_000  # shorter bursts (clicks, coughs) are dropped
     pre_roll_samples: int = 3_200  # 200 ms before the detected start, where word onsets hide
-    post_roll_samples: int = 1_600  # 100 ms after the last speech chunk
+    post_roll_samples: int = 1_600  # 100 ms after the last speech chunk; must not exceed min_silence_samples
     max_utterance_samples: int = 240_000  # 15 s: Whisper's window is 30 s and latency matters
 
 
@@ -36,7 +36,22 @@ class UtteranceDropped:
     end_sample: int
 
 
-TrackerEvent = UtteranceStarted | UtteranceEnded | UtteranceDropped
+@dataclass(frozen=True, slots=True)
+class UtterancePaused:
+    """Silence has lasted the post-roll: if it goes on, the utterance will end exactly here."""
+
+    start_sample: int
+    end_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceResumed:
+    """Speech came back after a pause; an end announced by UtterancePaused no longer holds."""
+
+    start_sample: int
+
+
+TrackerEvent = UtteranceStarted | UtteranceEnded | UtteranceDropped | UtterancePaused | UtteranceResumed
 
 
 class VadTracker:
@@ -46,10 +61,15 @@ class VadTracker:
         self._speech_start: int | None = None
         self._last_speech_end = 0
         self._speech_samples = 0
+        self._paused = False
 
     @property
     def in_speech(self) -> bool:
         return self._speech_start is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     @property
     def utterance_start(self) -> int | None:
@@ -68,14 +88,26 @@ class VadTracker:
                 self._speech_samples = CHUNK_SAMPLES
                 return [UtteranceStarted(self._speech_start)]
             return []
+        events: list[TrackerEvent] = []
         if probability >= cfg.negative_threshold:
             self._last_speech_end = chunk_end
             self._speech_samples += CHUNK_SAMPLES
+            if self._paused:
+                self._paused = False
+                events.append(UtteranceResumed(self._speech_start))
         if chunk_end - self._speech_start >= cfg.max_utterance_samples:
-            return self._cut_forced(chunk_end)
-        if chunk_end - self._last_speech_end >= cfg.min_silence_samples:
-            return [self._finish(min(chunk_end, self._last_speech_end + cfg.post_roll_samples))]
-        return []
+            return events + self._cut_forced(chunk_end)
+        silence = chunk_end - self._last_speech_end
+        if silence >= cfg.min_silence_samples:
+            return [*events, self._finish(min(chunk_end, self._last_speech_end + cfg.post_roll_samples))]
+        if (
+            silence >= max(cfg.post_roll_samples, CHUNK_SAMPLES)
+            and not self._paused
+            and self._speech_samples >= cfg.min_speech_samples
+        ):
+            self._paused = True
+            events.append(UtterancePaused(self._speech_start, self._last_speech_end + cfg.post_roll_samples))
+        return events
 
     def flush(self) -> list[TrackerEvent]:
         """End of stream: close an open utterance at the last speech."""
@@ -87,6 +119,7 @@ class VadTracker:
         start = self._speech_start
         assert start is not None
         self._speech_start = None
+        self._paused = False
         if self._speech_samples < self._config.min_speech_samples:
             return UtteranceDropped(start, end_sample)
         return UtteranceEnded(start, end_sample, forced=False)
@@ -97,4 +130,5 @@ class VadTracker:
         # Speech goes on: close this piece and open the next one at the same sample.
         self._speech_start = end_sample
         self._speech_samples = 0
+        self._paused = False
         return [UtteranceEnded(start, end_sample, forced=True), UtteranceStarted(end_sample)]
