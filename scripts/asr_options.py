@@ -38,9 +38,10 @@ TS_STEP = 0.02  # seconds per Whisper timestamp token
 MAX_TOKENS = 224  # CTranslate2 Whisper emits at most max_length // 2 new tokens; 448 // 2
 SHORT_S = 8.0  # clips up to this long are "utterance sized" (what a VAD hands the live server)
 
-DEFAULT_OPTIONS = (
-    "offline-b5,offline-b1,win30-b1,win30-b5,win20-b1,win15-b1,win10-b1,adapt-b1,adapt-b5,"
-    "adapt-b1-B4,adapt-b1-B8,win10-b1-B8,win30-b1-B8,pack30-b1,pack20-b1"
+DEFAULT_OPTIONS = (  # the base sweep reported in docs/asr-options.md
+    "offline-b5,offline-b1,win30-b1,win30-b5,win20-b1,win15-b1,win10-b1,adapt-b1,adapt-b1-min10-fb,win10-b5,"
+    "win10-b1-B2,win10-b1-B4,win10-b1-B8,win10-b1-B16,win30-b1-B4,win30-b1-B16,pack30-b1,pack20-b1,"
+    "win10-b1-t1,win10-b1-B4-t1"
 )
 
 OPTIONS_HELP = """Option grammar: parts joined by '-'.
@@ -122,7 +123,10 @@ def split_long(audio: np.ndarray, max_s: float) -> list[np.ndarray]:
 
 
 def token_cap(speech_s: float) -> int:
-    """New-token budget for speech_s seconds: references here peak at ~8.5 tokens/s on 1-2 s clips, 5/s + 7 covers all."""
+    """New-token budget for speech_s seconds of speech.
+
+    References here peak at 8.5 tokens/s (on 1-2 s clips) and never exceed 5/s + 7, so 6/s + 10 leaves a margin.
+    """
     return min(MAX_TOKENS, math.ceil(6 * speech_s) + 10)
 
 
@@ -149,7 +153,7 @@ class Engine:
         self.whisper = WhisperModel(resolve_whisper(name), device="cpu", compute_type="int8", cpu_threads=threads)
         tok = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual, task="transcribe", language="en")
         self.tokenizer = tok
-        self.prompt_plain = list(tok.sot_sequence) + [tok.no_timestamps]
+        self.prompt_plain = [*tok.sot_sequence, tok.no_timestamps]
         self.prompt_timestamps = list(tok.sot_sequence)
         self.ts_begin = tok.timestamp_begin
         self.generate([np.zeros(SR, np.float32)], window_s=10, beam=1, cap=8)  # warm-up
@@ -218,8 +222,14 @@ def parse_option(name: str) -> Option:
         elif flag == "fb":
             opt.fallback = True
         elif m := re.fullmatch(r"(b|B|t|min|nr|n)(\d+(?:\.\d+)?)", flag):
-            key = {"b": "beam", "B": "batch", "t": "threads", "min": "min_window", "nr": "no_repeat_ngram", "n": "n_live"}
-            attr = key[m[1]]
+            attr = {
+                "b": "beam",
+                "B": "batch",
+                "t": "threads",
+                "min": "min_window",
+                "nr": "no_repeat_ngram",
+                "n": "n_live",
+            }[m[1]]
             setattr(opt, attr, float(m[2]) if attr == "min_window" else int(float(m[2])))
         else:
             raise SystemExit(f"unknown flag {flag!r} in {name!r}\n{OPTIONS_HELP}")
@@ -230,7 +240,7 @@ def parse_option(name: str) -> Option:
 class Run:
     """Raw outcome of one option: hypothesis per clip, wall time per decoder call, and per-call latencies."""
 
-    hyps: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    hyps: dict[int, list] = field(default_factory=lambda: defaultdict(list))  # (part, text) until reassembled
     call_walls: list[float] = field(default_factory=list)  # one per generate()/transcribe() call
     latencies: list[float] = field(default_factory=list)  # one per segment: what that caller waited
     hit_cap: int = 0
@@ -282,7 +292,7 @@ def decode_batch(engine: Engine, audios: list[np.ndarray], window: float, opt: O
         if redo:
             run.fallbacks += len(redo)
             again = engine.generate([audios[k] for k in redo], 30, opt.beam, cap, no_repeat_ngram=opt.no_repeat_ngram)
-            for k, r in zip(redo, again):
+            for k, r in zip(redo, again, strict=True):
                 texts[k] = engine.text(r.sequences_ids[0])
     return texts
 
@@ -300,7 +310,7 @@ def run_windows(engine: Engine, clips: list[Clip], opt: Option) -> Run:
         texts = decode_batch(engine, [s.audio for s in batch], window, opt, run)
         wall = time.perf_counter() - t0
         run.call_walls.append(wall)
-        for seg, text in zip(batch, texts):
+        for seg, text in zip(batch, texts, strict=True):
             run.hyps[seg.clip].append((seg.part, text))
             run.latencies.append(wall)
     for i in run.hyps:  # reassemble pieces of long clips in order
@@ -361,14 +371,14 @@ def run_pack(engine: Engine, clips: list[Clip], opt: Option) -> Run:
         speech = sum(seg.duration for _, seg in pack)
         cap = min(MAX_TOKENS, token_cap(speech) + 2 * len(pack)) if opt.cap else MAX_TOKENS
         t0 = time.perf_counter()
-        res = engine.generate([audio], opt.window, opt.beam, cap, timestamps=True, no_repeat_ngram=opt.no_repeat_ngram)[0]
+        res = engine.generate([audio], opt.window, opt.beam, cap, True, opt.no_repeat_ngram)[0]
         wall = time.perf_counter() - t0
         ids = res.sequences_ids[0]
         run.hit_cap += len(ids) >= cap
         texts, n = split_by_timestamps(engine, ids, [(off, off + seg.duration) for off, seg in pack])
         straddled += n
         run.call_walls.append(wall)
-        for (_, seg), text in zip(pack, texts):
+        for (_, seg), text in zip(pack, texts, strict=True):
             run.hyps[seg.clip].append((seg.part, text))
             run.latencies.append(wall)
     for i in run.hyps:
@@ -396,10 +406,11 @@ def run_live(engine: Engine, clips: list[Clip], opt: Option) -> Run:
         batch = list(range(done, done + min(opt.batch, n_ready)))
         audios = [clips[order[k]].audio for k in batch]
         t0 = time.perf_counter()
-        texts = decode_batch(engine, audios, adaptive_window(max(len(a) for a in audios) / SR, opt.min_window), opt, run)
+        window = adaptive_window(max(len(a) for a in audios) / SR, opt.min_window)
+        texts = decode_batch(engine, audios, window, opt, run)
         t1 = time.perf_counter()
         run.call_walls.append(t1 - t0)
-        for k, text in zip(batch, texts):
+        for k, text in zip(batch, texts, strict=True):
             run.hyps[order[k]] = [text]  # repeats of a clip overwrite: same audio, same text
             run.latencies.append(t1 - t_start - arrivals[k])
         done += len(batch)
@@ -475,11 +486,18 @@ def machine() -> dict:
         )
     except (OSError, StopIteration):
         cpu = platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "ctranslate2": ctranslate2.__version__, "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ctranslate2": ctranslate2.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, epilog=OPTIONS_HELP, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=OPTIONS_HELP, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--model", default="base", help="Whisper name for resolve_whisper: base (default) or tiny.en")
     parser.add_argument("--options", default=DEFAULT_OPTIONS, help="comma-separated option names (see below)")
     parser.add_argument("--limit", type=int, help="use only the first N clips (smoke test)")
@@ -491,8 +509,10 @@ def main() -> None:
     print(f"{len(clips)} clips, {sum(c.duration for c in clips):.1f} s of audio, model {args.model}", flush=True)
     engines: dict[int, Engine] = {}
     results = []
-    print("| option | WER | WER<=8s | compute s | audio s / compute s | mean latency s | p95 latency s "
-          "| cap hits | runaway | empty | fallbacks |")
+    print(
+        "| option | WER | WER<=8s | compute s | audio s / compute s | mean latency s | p95 latency s "
+        "| cap hits | runaway | empty | fallbacks |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for opt in options:
         if opt.threads not in engines:
@@ -503,8 +523,13 @@ def main() -> None:
         print(table_row(summary), flush=True)
         if args.out:  # write as we go: a long run that is cut off still leaves its numbers
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            payload = {"model": args.model, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                       "argv": sys.argv, "results": results}
+            payload = {
+                "model": args.model,
+                "machine": machine(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "argv": sys.argv,
+                "results": results,
+            }
             args.out.write_text(json.dumps(payload, indent=1) + "\n")
 
 

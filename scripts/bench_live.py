@@ -32,6 +32,7 @@ from callstream.evaluation.speech import Clip, english_clips
 from callstream.evaluation.wer import corpus_wer
 
 RATE_HZ = 8_000
+english_clips_by_id = {c.id: c for c in english_clips()}
 FIRST_AUDIO_DELAY_S = 0.5
 
 
@@ -168,6 +169,24 @@ async def run_call(call: PlannedCall, port: int) -> None:
         clip.sent_end_at = call.connected_at + clip.end_s
 
 
+def offline_transcripts(model: str, clips: list[Clip]) -> dict[str, str]:
+    """Each clip decoded whole with faster-whisper's standard pipeline (30 s window, beam 5): the reference
+    the streaming transcripts are compared with. Same 8 kHz audio, same soxr resampling."""
+    import soxr
+    from faster_whisper import WhisperModel
+
+    from callstream.models import resolve_whisper
+
+    whisper = WhisperModel(resolve_whisper(model), device="cpu", compute_type="int8")
+    texts = {}
+    for clip in {c.id: c for c in clips}.values():
+        pcm, rate = read_wav_pcm(clip.path_8k)
+        audio = soxr.resample(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768, rate, 16_000)
+        segments, _ = whisper.transcribe(audio, beam_size=5)
+        texts[clip.id] = " ".join(s.text.strip() for s in segments)
+    return texts
+
+
 def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
@@ -198,6 +217,10 @@ def summarise(n_calls: int, calls: list[PlannedCall], cpu_s: float, wall_s: floa
         "wer": round(corpus_wer(pairs), 4),
         "server_cpu_percent": round(100 * cpu_s / wall_s, 1),
         "server_rss_peak_mb": round(rss_peak_mb, 1),
+        "transcripts": [
+            {"clip": c.clip.id, "reference": ref, "hypothesis": hyp}
+            for c, (ref, hyp) in zip([c for call in calls for c in call.clips], pairs, strict=True)
+        ],
     }
 
 
@@ -231,6 +254,7 @@ async def main() -> None:
     parser.add_argument("--gap-s", type=float, default=1.5, help="silence between clips")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--config", default="", help="extra TOML lines for the [asr] table")
+    parser.add_argument("--offline", action="store_true", help="also decode every played clip whole, offline")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     server = ServerProcess(args.model, args.config.replace("\\n", "\n"))
@@ -241,9 +265,25 @@ async def main() -> None:
         for n in args.calls:
             result = await run_level(server, n, args)
             results.append(result)
-            print(json.dumps(result), flush=True)
+            print(json.dumps({k: v for k, v in result.items() if k != "transcripts"}), flush=True)
     finally:
         server.stop()
+    if args.offline:
+        played = [english_clips_by_id[t["clip"]] for r in results for t in r["transcripts"]]
+        offline = offline_transcripts(args.model, played)
+        for result in results:
+            pairs = [(t["reference"], offline[t["clip"]]) for t in result["transcripts"]]
+            result["offline_wer_same_clips"] = round(corpus_wer(pairs), 4)
+            print(
+                json.dumps(
+                    {
+                        "calls": result["calls"],
+                        "wer": result["wer"],
+                        "offline_wer_same_clips": result["offline_wer_same_clips"],
+                    }
+                ),
+                flush=True,
+            )
     holding = [r["calls"] for r in results if r["final_latency_p95_s"] is not None and r["final_latency_p95_s"] <= 1.5]
     summary = {
         "model": args.model,

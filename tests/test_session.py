@@ -23,7 +23,7 @@ class LengthTranscriber:
 
 async def test_capture_becomes_ordered_events():
     published, persisted = [], []
-    batcher = AsrBatcher(LengthTranscriber(), max_batch=4, max_pending_finals=8)
+    batcher = AsrBatcher(LengthTranscriber(), max_batch=4, max_partial_batch=1, max_pending_finals=8)
     batcher.start()
     registry = CallRegistry(
         session_config(Settings()), batcher, published.append, persisted.append, max_calls=4, drain_timeout_s=5

@@ -45,16 +45,43 @@ def resolve_device(asr: AsrSettings) -> tuple[str, str]:
     return device, compute_type
 
 
+@dataclass(frozen=True)
+class AsrTuning:
+    window_s: float
+    fast_window_s: float
+    max_batch: int
+    max_partial_batch: int
+
+
+# Measured on a 2-core CPU (docs/asr-options.md): batching 30 s windows buys nothing there, short
+# windows batch well but cost accuracy. A GPU batches full windows almost for free.
+TUNING_DEFAULTS = {
+    "cpu": AsrTuning(window_s=20, fast_window_s=10, max_batch=4, max_partial_batch=2),
+    "cuda": AsrTuning(window_s=30, fast_window_s=30, max_batch=16, max_partial_batch=16),
+}
+
+
+def resolve_asr_tuning(asr: AsrSettings, device: str) -> AsrTuning:
+    default = TUNING_DEFAULTS[device]
+    return AsrTuning(
+        window_s=asr.window_s or default.window_s,
+        fast_window_s=asr.fast_window_s or default.fast_window_s,
+        max_batch=asr.max_batch or default.max_batch,
+        max_partial_batch=asr.max_partial_batch or default.max_partial_batch,
+    )
+
+
 def load_transcriber(asr: AsrSettings) -> WhisperTranscriber:
     model_path = models.resolve_whisper(asr.model, Path(asr.cache_dir) if asr.cache_dir else None)
     device, compute_type = resolve_device(asr)
+    tuning = resolve_asr_tuning(asr, device)
     started = time.monotonic()
     transcriber = WhisperTranscriber(
         model_path,
         device=device,
         compute_type=compute_type,
         cpu_threads=asr.cpu_threads or (os.cpu_count() or 1),
-        window=WindowPolicy(min_window_s=asr.min_window_s),
+        window=WindowPolicy(accurate_s=tuning.window_s, fast_s=tuning.fast_window_s),
         languages=frozenset(asr.languages),
     )
     log.info(
@@ -63,6 +90,7 @@ def load_transcriber(asr: AsrSettings) -> WhisperTranscriber:
         path=model_path,
         device=device,
         compute_type=compute_type,
+        tuning=tuning,
         load_s=round(time.monotonic() - started, 2),
     )
     return transcriber
@@ -100,8 +128,12 @@ class Pipeline:
         self.ready = False
         self.bus = EventBus(settings.events.max_queued_per_subscriber)
         self.store = Store(Path(settings.store.path))
+        tuning = resolve_asr_tuning(settings.asr, getattr(transcriber, "device", "cpu"))
         self.batcher = AsrBatcher(
-            transcriber, max_batch=settings.asr.max_batch, max_pending_finals=settings.asr.max_pending_finals
+            transcriber,
+            max_batch=tuning.max_batch,
+            max_partial_batch=tuning.max_partial_batch,
+            max_pending_finals=settings.asr.max_pending_finals,
         )
         self.registry = CallRegistry(
             session_config(settings),

@@ -39,9 +39,12 @@ class AsrSettings(Section):
     partial_beam_size: int = 1
     partial_interval_ms: int = 1_000
     min_partial_ms: int = 1_000
-    max_batch: int = 8
+    # 0 = chosen for the device: see resolve_asr_tuning (CPU: 4, 2, 20 s, 10 s; GPU: 16, 16, 30 s, 30 s).
+    max_batch: int = 0
+    max_partial_batch: int = 0
+    window_s: float = 0
+    fast_window_s: float = 0
     max_pending_finals: int = 256
-    min_window_s: float = 10.0
     no_speech_threshold: float = 0.6
     speculative_finals: bool = True
     cache_dir: str = ""  # where the default model is assembled; "" = $CALLSTREAM_CACHE_DIR or ~/.cache/callstream

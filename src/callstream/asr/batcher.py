@@ -2,12 +2,17 @@
 
 Finals go before partials; a partial is replaced by a newer one for the same leg; work for a
 hung-up call is dropped before it runs. Results come back to the event loop as futures.
+
+The executor adapts to its own load (the share of recent time spent on finals): lightly
+loaded, a final gets the accurate setting; busy, finals are batched with the fast setting and
+partials wait until the finals leave room for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,11 +20,15 @@ from typing import Literal
 
 import structlog
 
+from callstream.asr.load import LoadMeter
 from callstream.asr.transcriber import AsrRequest, AsrResult, Transcriber
 
 log = structlog.get_logger(__name__)
 
 JobKind = Literal["final", "partial"]
+ACCURATE_BELOW_LOAD = 0.4  # finals get the accurate setting only while the executor is this idle
+PARTIALS_BELOW_LOAD = 0.6  # partials are decoded only while finals leave this much room
+SHED_RECHECK_S = 0.2
 
 
 class QueueFull(Exception):
@@ -45,18 +54,25 @@ class BatcherStats:
     partials_superseded: int = 0
     cancelled: int = 0
     failed: int = 0
+    fast_items: int = 0  # finals decoded with the fast setting because of load
+    final_load: float = 0.0  # share of the last 10 s spent decoding finals
 
 
 class AsrBatcher:
-    def __init__(self, transcriber: Transcriber, *, max_batch: int, max_pending_finals: int) -> None:
+    def __init__(
+        self, transcriber: Transcriber, *, max_batch: int, max_partial_batch: int, max_pending_finals: int
+    ) -> None:
         self._transcriber = transcriber
         self._max_batch = max_batch
+        # A final that arrives while partials decode waits for them: keep partial batches small.
+        self._max_partial_batch = max_partial_batch
         self._max_pending_finals = max_pending_finals
         self._finals: collections.deque[AsrJob] = collections.deque()
         self._partials: dict[str, AsrJob] = {}  # insertion order = age
         self._condition = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="asr-batcher", daemon=True)
+        self._final_load = LoadMeter()
         self.stats = BatcherStats()
 
     def start(self) -> None:
@@ -131,25 +147,39 @@ class AsrBatcher:
 
     def _take_batch(self) -> list[AsrJob] | None:
         with self._condition:
-            while not self._finals and not self._partials:
+            while True:
+                load = self.stats.final_load = self._final_load.fraction(time.monotonic())
+                if self._finals:
+                    # A lone final on a quiet executor is decoded accurately; otherwise fast, and together.
+                    quality = "accurate" if len(self._finals) == 1 and load < ACCURATE_BELOW_LOAD else "fast"
+                    count = min(len(self._finals), self._max_batch)
+                    return [self._with_quality(self._finals.popleft(), quality) for _ in range(count)]
                 if self._stopping:
                     return None
-                self._condition.wait()
-            batch: list[AsrJob] = []
-            while self._finals and len(batch) < self._max_batch:
-                batch.append(self._finals.popleft())
-            while self._partials and len(batch) < self._max_batch:
-                key = next(iter(self._partials))
-                batch.append(self._partials.pop(key))
-            return batch
+                if self._partials and load < PARTIALS_BELOW_LOAD:
+                    count = min(len(self._partials), self._max_partial_batch)
+                    return [
+                        self._with_quality(self._partials.pop(next(iter(self._partials))), "fast") for _ in range(count)
+                    ]
+                # Nothing, or only partials the finals have no room for: wait for work or for the load to fall.
+                self._condition.wait(SHED_RECHECK_S if self._partials else None)
+
+    def _with_quality(self, job: AsrJob, quality: str) -> AsrJob:
+        if job.request.quality != quality:
+            job.request = dataclasses.replace(job.request, quality=quality)  # type: ignore[arg-type]
+            self.stats.fast_items += job.kind == "final" and quality == "fast"
+        return job
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
             started = time.monotonic()
             self._run_batch(batch)
+            ended = time.monotonic()
+            if batch[0].kind == "final":
+                self._final_load.record(started, ended)
             self.stats.batches += 1
             self.stats.items += len(batch)
-            self.stats.busy_s += time.monotonic() - started
+            self.stats.busy_s += ended - started
 
     def _run_batch(self, batch: list[AsrJob]) -> None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -17,6 +17,9 @@ class AsrRequest:
     # Evidence from the leg's earlier utterances (language -> weight in seconds of speech), so
     # one short, ambiguous utterance does not flip the language of a call.
     language_prior: dict[str, float] = field(default_factory=dict)
+    # "accurate" when the executor has time for it, "fast" under load and for partials;
+    # the recogniser decides what each means (for Whisper: the encoder window).
+    quality: Literal["accurate", "fast"] = "accurate"
 
 
 @dataclass(frozen=True, slots=True)

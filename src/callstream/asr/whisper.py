@@ -23,19 +23,23 @@ class WindowPolicy:
     """How long an encoder window a piece of audio gets.
 
     Whisper was trained on 30 s windows; CTranslate2 accepts shorter ones, which are far
-    cheaper on a CPU. Too short a window makes the decoder loop, so a floor is kept.
+    cheaper on a CPU but cost accuracy (docs/asr-options.md). Below ~10 s the decoder
+    starts to loop, so that is the floor.
     """
 
-    min_window_s: float = 10.0
+    accurate_s: float = 20.0
+    fast_s: float = 10.0
     step_s: float = 2.0
     margin_s: float = 1.0
 
-    def window_s(self, audio_s: float) -> float:
-        wanted = max(self.min_window_s, audio_s + self.margin_s)
+    def window_s(self, audio_s: float, quality: str) -> float:
+        floor = self.accurate_s if quality == "accurate" else self.fast_s
+        wanted = max(floor, audio_s + self.margin_s)
         return min(30.0, math.ceil(wanted / self.step_s) * self.step_s)
 
 
 LANGUAGE_CANDIDATES = 5
+MAX_NEW_TOKENS = 224  # half of Whisper's 448-token context; the prompt takes the rest
 
 
 def choose_language(probs: dict[str, float], audio_s: float, prior: dict[str, float]) -> str:
@@ -70,12 +74,14 @@ class WhisperTranscriber:
         compute_type: str = "int8",
         cpu_threads: int = 0,
         window: WindowPolicy | None = None,
-        tokens_per_second: float = 6.0,
+        tokens_per_second: float = 10.0,
         languages: frozenset[str] = frozenset(),
     ) -> None:
         self._allowed_languages = languages
         self._model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
         self._ct2: ctranslate2.models.Whisper = self._model.model
+        self.device = device
+        self.redecodes = 0
         self._tokenizer = self._model.hf_tokenizer
         self._window = window or WindowPolicy()
         self._tokens_per_second = tokens_per_second
@@ -101,7 +107,7 @@ class WhisperTranscriber:
         return [results[i] for i in range(len(requests))]
 
     def _group_key(self, request: AsrRequest) -> tuple[float, int]:
-        return (self._window.window_s(len(request.audio) / SAMPLE_RATE_HZ), request.beam_size)
+        return (self._window.window_s(len(request.audio) / SAMPLE_RATE_HZ, request.quality), request.beam_size)
 
     def _transcribe_group(self, requests: list[AsrRequest]) -> list[AsrResult]:
         window_s, beam_size = self._group_key(requests[0])
@@ -109,23 +115,33 @@ class WhisperTranscriber:
         encoded = self._ct2.encode(features, to_cpu=self._ct2.device != "cpu" and len(requests) > 1)
         languages, detected = self._languages(requests, encoded)
         prompts = [self._prompt(language) for language in languages]
-        longest_s = max(len(r.audio) for r in requests) / SAMPLE_RATE_HZ
-        max_tokens = int(8 + longest_s * self._tokens_per_second)
+        max_tokens = self._token_cap(max(len(r.audio) for r in requests) / SAMPLE_RATE_HZ)
         outputs = self._ct2.generate(
             encoded,
             prompts,
             beam_size=beam_size,
-            max_length=len(prompts[0]) + max_tokens,
+            max_length=2 * max_tokens,  # CTranslate2's Whisper yields at most max_length // 2 new tokens
             return_no_speech_prob=True,
             suppress_blank=True,
         )
         results = []
         for request, language, probs, output in zip(requests, languages, detected, outputs, strict=True):
-            text = self._decode(output.sequences_ids[0])
-            if _compression_ratio(text) > 2.4:
-                text = self._retry_repetitive(request, language, window_s, max_tokens)
+            tokens = output.sequences_ids[0]
+            text = self._decode(tokens)
+            if window_s < 30 and self._looks_runaway(text, tokens, len(request.audio) / SAMPLE_RATE_HZ):
+                text = self._redecode_full_window(request, language)
             results.append(AsrResult(text, language, output.no_speech_prob, probs))
         return results
+
+    def _token_cap(self, audio_s: float) -> int:
+        # The densest reference speech here runs at 8.5 tokens/s; the cap only stops a looping decoder.
+        return min(MAX_NEW_TOKENS, math.ceil(self._tokens_per_second * audio_s) + 10)
+
+    def _looks_runaway(self, text: str, tokens: list[int], audio_s: float) -> bool:
+        """Short windows occasionally make Whisper repeat itself until the cap: spot that."""
+        hit_cap = len(tokens) >= self._token_cap(audio_s)
+        too_many_words = len(text.split()) > 5 * audio_s + 3
+        return hit_cap or too_many_words or _compression_ratio(text) > 2.4
 
     def _features(self, requests: list[AsrRequest], window_s: float) -> ctranslate2.StorageView:
         window_samples = int(window_s * SAMPLE_RATE_HZ)
@@ -162,16 +178,15 @@ class WhisperTranscriber:
     def _decode(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode([t for t in token_ids if t < self._eot]).strip()
 
-    def _retry_repetitive(self, request: AsrRequest, language: str, window_s: float, max_tokens: int) -> str:
-        # A looping decoder: decode this item again, forbidding repeated 3-grams.
-        features = self._features([request], window_s)
-        prompt = self._prompt(language)
+    def _redecode_full_window(self, request: AsrRequest, language: str) -> str:
+        # Whisper's own 30 s window does not loop on these; it costs more, and is rarely needed.
+        features = self._features([request], 30.0)
         output = self._ct2.generate(
             features,
-            [prompt],
-            beam_size=max(request.beam_size, 2),
-            max_length=len(prompt) + max_tokens,
-            no_repeat_ngram_size=3,
+            [self._prompt(language)],
+            beam_size=request.beam_size,
+            max_length=2 * self._token_cap(len(request.audio) / SAMPLE_RATE_HZ),
             suppress_blank=True,
         )[0]
+        self.redecodes += 1
         return self._decode(output.sequences_ids[0])

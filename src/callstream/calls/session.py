@@ -291,7 +291,7 @@ class CallSession:
             return
         self._last_partial_end[leg] = heard
         language = self._config.language or self._languages.get(leg)
-        request = AsrRequest(audio.ring.read(start, heard), language, self._config.beam_size_partial)
+        request = AsrRequest(audio.ring.read(start, heard), language, self._config.beam_size_partial, quality="fast")
         job = self._new_job(leg, "partial", request)
         try:
             self._batcher.submit(job)

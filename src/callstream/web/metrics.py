@@ -26,6 +26,13 @@ def render(pipeline: Pipeline) -> str:
             asr.partials_superseded,
         ),
         ("callstream_asr_failed_total", "counter", "Utterances whose transcription failed.", asr.failed),
+        ("callstream_asr_final_load", "gauge", "Share of the last 10 s the executor spent on finals.", asr.final_load),
+        (
+            "callstream_asr_fast_finals_total",
+            "counter",
+            "Finals decoded with the fast setting under load.",
+            asr.fast_items,
+        ),
         ("callstream_vad_busy_seconds_total", "counter", "Time spent in batched VAD runs.", pipeline.vad.busy_s),
         ("callstream_store_dropped_total", "counter", "Records the store could not queue.", pipeline.store.dropped),
     ]
