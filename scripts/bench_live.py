@@ -53,6 +53,7 @@ class PlannedCall:
     clips: list[PlannedClip]
     messages: list[TimedMessage]
     connected_at: float = 0.0
+    worst_late_s: float = 0.0  # how far the player fell behind its schedule
 
 
 def free_port() -> int:
@@ -89,7 +90,7 @@ def plan_calls(n_calls: int, clips_per_call: int, gap_s: float, seed: int) -> li
 
 
 class ServerProcess:
-    def __init__(self, model: str, extra_config: str) -> None:
+    def __init__(self, model: str, extra_config: str, log_path: Path | None = None) -> None:
         self.http_port, self.audiosocket_port = free_port(), free_port()
         self.dir = tempfile.TemporaryDirectory()
         config = Path(self.dir.name) / "bench.toml"
@@ -97,10 +98,13 @@ class ServerProcess:
             f"[audiosocket]\nport = {self.audiosocket_port}\nmax_calls = 256\n"
             f"[http]\nport = {self.http_port}\n"
             f'[store]\npath = "{self.dir.name}/bench.db"\n'
-            f'[log]\nlevel = "warning"\n'
+            f'[log]\nlevel = "{"info" if log_path else "warning"}"\nformat = "json"\n'
             f'[asr]\nmodel = "{model}"\n{extra_config}\n'
         )
-        self.proc = subprocess.Popen([sys.executable, "-m", "callstream", "serve", "--config", str(config)])
+        self._log = log_path.open("w") if log_path else None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callstream", "serve", "--config", str(config)], stderr=self._log
+        )
 
     async def wait_ready(self, session: aiohttp.ClientSession, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -133,6 +137,28 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.dir.cleanup()
+        if self._log:
+            self._log.close()
+
+
+async def scrape_metrics(port: int) -> dict[str, float]:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as r:
+        text = await r.text()
+    return {
+        name: float(value)
+        for name, value in (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    }
+
+
+def executor_summary(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict:
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    batches = max(delta["callstream_asr_batches_total"], 1)
+    return {
+        "asr_busy_percent": round(100 * delta["callstream_asr_busy_seconds_total"] / wall_s, 1),
+        "asr_items_per_batch": round(delta["callstream_asr_items_total"] / batches, 2),
+        "asr_fast_finals": int(delta["callstream_asr_fast_finals_total"]),
+        "vad_busy_percent": round(100 * delta["callstream_vad_busy_seconds_total"] / wall_s, 1),
+    }
 
 
 def match_event(calls: dict[str, PlannedCall], event: dict, received: float) -> None:
@@ -164,7 +190,7 @@ async def subscribe(url: str, calls: dict[str, PlannedCall], done: asyncio.Event
 async def run_call(call: PlannedCall, port: int) -> None:
     await asyncio.sleep(call.start_delay_s)
     call.connected_at = time.monotonic()
-    await play("127.0.0.1", port, call.messages)
+    call.worst_late_s = await play("127.0.0.1", port, call.messages)
     for clip in call.clips:
         clip.sent_end_at = call.connected_at + clip.end_s
 
@@ -217,6 +243,7 @@ def summarise(n_calls: int, calls: list[PlannedCall], cpu_s: float, wall_s: floa
         "wer": round(corpus_wer(pairs), 4),
         "server_cpu_percent": round(100 * cpu_s / wall_s, 1),
         "server_rss_peak_mb": round(rss_peak_mb, 1),
+        "player_worst_late_s": round(max(c.worst_late_s for c in calls), 3),
         "transcripts": [
             {"clip": c.clip.id, "reference": ref, "hypothesis": hyp}
             for c, (ref, hyp) in zip([c for call in calls for c in call.clips], pairs, strict=True)
@@ -230,6 +257,7 @@ async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespac
     done, ended = asyncio.Event(), set()
     listener = asyncio.create_task(subscribe(f"http://127.0.0.1:{server.http_port}/v1/events", by_id, done, ended))
     await asyncio.sleep(0.3)
+    metrics_before = await scrape_metrics(server.http_port)
     cpu_before, started = server.cpu_seconds(), time.monotonic()
     rss_peak = server.rss_mb()
     players = asyncio.gather(*(run_call(c, server.audiosocket_port) for c in calls))
@@ -243,7 +271,9 @@ async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespac
         print(f"warning: {len(by_id) - len(ended)} calls did not end", file=sys.stderr)
     cpu_s, wall_s = server.cpu_seconds() - cpu_before, time.monotonic() - started
     listener.cancel()
-    return summarise(n_calls, calls, cpu_s, wall_s, max(rss_peak, server.rss_mb()))
+    result = summarise(n_calls, calls, cpu_s, wall_s, max(rss_peak, server.rss_mb()))
+    result.update(executor_summary(metrics_before, await scrape_metrics(server.http_port), wall_s))
+    return result
 
 
 async def main() -> None:
@@ -255,9 +285,10 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--config", default="", help="extra TOML lines for the [asr] table")
     parser.add_argument("--offline", action="store_true", help="also decode every played clip whole, offline")
+    parser.add_argument("--server-log", type=Path, help="keep the server's info-level JSON log here")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    server = ServerProcess(args.model, args.config.replace("\\n", "\n"))
+    server = ServerProcess(args.model, args.config.replace("\\n", "\n"), args.server_log)
     results = []
     try:
         async with aiohttp.ClientSession() as session:

@@ -3,9 +3,9 @@
 Finals go before partials; a partial is replaced by a newer one for the same leg; work for a
 hung-up call is dropped before it runs. Results come back to the event loop as futures.
 
-The executor adapts to its own load (the share of recent time spent on finals): lightly
-loaded, a final gets the accurate setting; busy, finals are batched with the fast setting and
-partials wait until the finals leave room for them.
+The executor adapts to its own load. While finals take little of its time, a final gets the
+accurate setting; when they take more, finals are batched with the fast setting. Partials are
+decoded only while the executor as a whole is mostly idle, so a final rarely finds it busy.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from callstream.asr.transcriber import AsrRequest, AsrResult, Transcriber
 log = structlog.get_logger(__name__)
 
 JobKind = Literal["final", "partial"]
-ACCURATE_BELOW_LOAD = 0.4  # finals get the accurate setting only while the executor is this idle
-PARTIALS_BELOW_LOAD = 0.6  # partials are decoded only while finals leave this much room
+ACCURATE_BELOW_FINAL_LOAD = 0.4  # a final is decoded accurately only while finals take less than this
+PARTIALS_BELOW_TOTAL_LOAD = 0.5  # partials are decoded only while all work takes less than this
 SHED_RECHECK_S = 0.2
 
 
@@ -56,6 +56,7 @@ class BatcherStats:
     failed: int = 0
     fast_items: int = 0  # finals decoded with the fast setting because of load
     final_load: float = 0.0  # share of the last 10 s spent decoding finals
+    total_load: float = 0.0  # share of the last 10 s spent decoding anything
 
 
 class AsrBatcher:
@@ -73,6 +74,7 @@ class AsrBatcher:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="asr-batcher", daemon=True)
         self._final_load = LoadMeter()
+        self._total_load = LoadMeter()
         self.stats = BatcherStats()
 
     def start(self) -> None:
@@ -148,15 +150,18 @@ class AsrBatcher:
     def _take_batch(self) -> list[AsrJob] | None:
         with self._condition:
             while True:
-                load = self.stats.final_load = self._final_load.fraction(time.monotonic())
+                now = time.monotonic()
+                final_load = self.stats.final_load = self._final_load.fraction(now)
+                total_load = self.stats.total_load = self._total_load.fraction(now)
                 if self._finals:
                     # A lone final on a quiet executor is decoded accurately; otherwise fast, and together.
-                    quality = "accurate" if len(self._finals) == 1 and load < ACCURATE_BELOW_LOAD else "fast"
+                    lone_and_quiet = len(self._finals) == 1 and final_load < ACCURATE_BELOW_FINAL_LOAD
+                    quality = "accurate" if lone_and_quiet else "fast"
                     count = min(len(self._finals), self._max_batch)
                     return [self._with_quality(self._finals.popleft(), quality) for _ in range(count)]
                 if self._stopping:
                     return None
-                if self._partials and load < PARTIALS_BELOW_LOAD:
+                if self._partials and total_load < PARTIALS_BELOW_TOTAL_LOAD:
                     count = min(len(self._partials), self._max_partial_batch)
                     return [
                         self._with_quality(self._partials.pop(next(iter(self._partials))), "fast") for _ in range(count)
@@ -177,6 +182,7 @@ class AsrBatcher:
             ended = time.monotonic()
             if batch[0].kind == "final":
                 self._final_load.record(started, ended)
+            self._total_load.record(started, ended)
             self.stats.batches += 1
             self.stats.items += len(batch)
             self.stats.busy_s += ended - started

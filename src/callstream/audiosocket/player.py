@@ -56,22 +56,29 @@ def call_messages(call_id: uuid.UUID, pcm: bytes, rate_hz: int, first_audio_dela
     return [TimedMessage(0.0, encode_uuid(call_id)), *pcm_messages(pcm, rate_hz, first_audio_delay_s)]
 
 
-async def send_paced(writer: asyncio.StreamWriter, messages: list[TimedMessage], speed: float = 1.0) -> None:
-    """Send each message at its time (divided by speed), one write per message as Asterisk does."""
+async def send_paced(writer: asyncio.StreamWriter, messages: list[TimedMessage], speed: float = 1.0) -> float:
+    """Send each message at its time (divided by speed), one write per message as Asterisk does.
+
+    Returns the worst lateness in seconds, so a load generator can tell when it fell behind.
+    """
     started = time.monotonic()
+    worst_late_s = 0.0
     for message in messages:
-        delay = started + message.at_s / speed - time.monotonic()
+        due = started + message.at_s / speed
+        delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         writer.write(message.data)
         await writer.drain()
+        worst_late_s = max(worst_late_s, time.monotonic() - due)
+    return worst_late_s
 
 
-async def play(host: str, port: int, messages: list[TimedMessage], *, speed: float = 1.0) -> None:
+async def play(host: str, port: int, messages: list[TimedMessage], *, speed: float = 1.0) -> float:
     """Connect, send the messages at their pace, then close: EOF is how Asterisk ends a call."""
     _, writer = await asyncio.open_connection(host, port)
     try:
-        await send_paced(writer, messages, speed)
+        return await send_paced(writer, messages, speed)
     finally:
         writer.close()
         await asyncio.gather(writer.wait_closed(), return_exceptions=True)

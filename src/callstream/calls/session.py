@@ -267,6 +267,7 @@ class CallSession:
             start=segment.start,
             end=segment.end,
             asr_wait_s=round(time.monotonic() - job.submitted_at, 3),
+            behind_audio_s=round(self.elapsed_s() - segment.end, 3),
             text=result.text,
         )
 
