@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -13,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-import wave
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,13 +23,11 @@ import soxr
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from callstream.audiosocket.player import read_wav_pcm
+from callstream.evaluation.speech import english_clips
+from callstream.evaluation.wer import corpus_wer, normalise
+from callstream.models import resolve_whisper
 
-from callstream.evaluation.wer import corpus_wer, normalise  # noqa: E402
-from callstream.models import resolve_whisper  # noqa: E402
-
-SPEECH_DIR = Path("/work/shared/data/speech")
 SR = 16000
 FRAMES_PER_S = 100  # Whisper log-mel frames per second
 TS_STEP = 0.02  # seconds per Whisper timestamp token
@@ -84,24 +80,14 @@ class Segment:
         return len(self.audio) / SR
 
 
-def read_wav_8k(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        assert w.getframerate() == 8000 and w.getnchannels() == 1 and w.getsampwidth() == 2, path
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768.0
-
-
 def load_clips(limit: int | None = None) -> list[Clip]:
     """All English, non-call rows with a transcript, in manifest order; 8 kHz audio resampled to 16 kHz."""
     clips = []
-    with (SPEECH_DIR / "manifest.tsv").open(newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-            if row["language"] != "en" or not row["transcript"].strip() or row["file_8k"].startswith("calls/"):
-                continue
-            audio = soxr.resample(read_wav_8k(SPEECH_DIR / row["file_8k"]), 8000, SR).astype(np.float32)
-            clips.append(
-                Clip(row["id"], row["speaker"].split("_")[0], len(audio) / SR, np.clip(audio, -1, 1), row["transcript"])
-            )
+    for row in english_clips():
+        pcm, rate = read_wav_pcm(row.path_8k)
+        audio = soxr.resample(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0, rate, SR)
+        audio = np.clip(audio.astype(np.float32), -1, 1)
+        clips.append(Clip(row.id, row.speaker.split("_")[0], len(audio) / SR, audio, row.transcript))
     return clips[:limit] if limit else clips
 
 

@@ -156,6 +156,8 @@ def executor_summary(before: dict[str, float], after: dict[str, float], wall_s: 
     return {
         "asr_busy_percent": round(100 * delta["callstream_asr_busy_seconds_total"] / wall_s, 1),
         "asr_items_per_batch": round(delta["callstream_asr_items_total"] / batches, 2),
+        # Host speed drifts on shared machines: the mean decode cost lets runs be compared.
+        "asr_ms_per_batch": round(1000 * delta["callstream_asr_busy_seconds_total"] / batches, 1),
         "asr_fast_finals": int(delta["callstream_asr_fast_finals_total"]),
         "vad_busy_percent": round(100 * delta["callstream_vad_busy_seconds_total"] / wall_s, 1),
     }

@@ -18,6 +18,13 @@ CONFIG = TrackerConfig(
     post_roll_samples=0,
     max_utterance_samples=40 * CHUNK_SAMPLES,
 )
+# Pauses are announced after the 2-chunk post-roll; 6 chunks of silence end the utterance.
+PAUSE_CONFIG = TrackerConfig(
+    min_silence_samples=6 * CHUNK_SAMPLES,
+    min_speech_samples=CHUNK_SAMPLES,
+    pre_roll_samples=0,
+    post_roll_samples=2 * CHUNK_SAMPLES,
+)
 
 
 def run(probabilities, config=CONFIG, with_pauses=False):
@@ -56,26 +63,14 @@ def test_flush_closes_open_speech():
 
 
 def test_pause_announces_the_end_an_uninterrupted_silence_confirms():
-    config = TrackerConfig(
-        min_silence_samples=6 * CHUNK_SAMPLES,
-        min_speech_samples=CHUNK_SAMPLES,
-        pre_roll_samples=0,
-        post_roll_samples=2 * CHUNK_SAMPLES,
-    )
-    events = run([0.9] * 5 + [0.0] * 8, config, with_pauses=True)
+    events = run([0.9] * 5 + [0.0] * 8, PAUSE_CONFIG, with_pauses=True)
     paused, ended = events[1], events[2]
     assert isinstance(paused, UtterancePaused) and isinstance(ended, UtteranceEnded)
     assert (paused.start_sample, paused.end_sample) == (ended.start_sample, ended.end_sample) == (0, 7 * CHUNK_SAMPLES)
 
 
 def test_speech_after_a_pause_resumes_the_utterance():
-    config = TrackerConfig(
-        min_silence_samples=6 * CHUNK_SAMPLES,
-        min_speech_samples=CHUNK_SAMPLES,
-        pre_roll_samples=0,
-        post_roll_samples=2 * CHUNK_SAMPLES,
-    )
-    events = run([0.9] * 5 + [0.0] * 3 + [0.9] * 2 + [0.0] * 8, config, with_pauses=True)
+    events = run([0.9] * 5 + [0.0] * 3 + [0.9] * 2 + [0.0] * 8, PAUSE_CONFIG, with_pauses=True)
     kinds = [type(e) for e in events]
     assert kinds == [UtteranceStarted, UtterancePaused, UtteranceResumed, UtterancePaused, UtteranceEnded]
     assert events[3].end_sample == events[4].end_sample == 12 * CHUNK_SAMPLES

@@ -20,7 +20,6 @@ from callstream.audiosocket.server import AudioSocketServer
 from callstream.bus import EventBus
 from callstream.calls.registry import CallRegistry
 from callstream.calls.session import SessionConfig, samples_from_ms
-from callstream.events import Event
 from callstream.settings import AsrSettings, Settings
 from callstream.store import Store
 from callstream.vad.model import SileroVad
@@ -31,6 +30,10 @@ from callstream.web.websocket import SOCKETS, close_all
 
 log = structlog.get_logger(__name__)
 RING_SECONDS = 30  # > max utterance + pre-roll; bounds memory per leg (1.9 MB)
+# How long an ended call waits for its queued finals: they are its transcript. Only an executor
+# far past its capacity takes this long; past it the finals are logged as abandoned.
+FINAL_DRAIN_TIMEOUT_S = 60.0
+HANDLER_EXIT_GRACE_S = 2.0
 
 
 def resolve_device(asr: AsrSettings) -> tuple[str, str]:
@@ -141,7 +144,7 @@ class Pipeline:
             self.bus.publish,
             self.store.put,
             max_calls=settings.audiosocket.max_calls,
-            drain_timeout_s=settings.shutdown_timeout_s,
+            drain_timeout_s=FINAL_DRAIN_TIMEOUT_S,
         )
         self.vad = VadRunner(vad_model, self.registry.vad_targets, settings.vad.tick_ms / 1000)
         sock = settings.audiosocket
@@ -150,9 +153,6 @@ class Pipeline:
             self.listeners.append(
                 AudioSocketServer(self.registry, sock.host, sock.agent_port, "agent", sock.max_payload_bytes)
             )
-
-    def publish(self, event: Event) -> None:
-        self.bus.publish(event)
 
     async def start(self) -> None:
         await self.store.open()
@@ -169,6 +169,10 @@ class Pipeline:
             await listener.stop_accepting()
         for listener in self.listeners:
             await listener.close_connections(max(0.1, deadline - time.monotonic()))
+        # Past the deadline: drop the finals still queued so every call can end and be stored.
+        self.batcher.cancel_all()
+        for listener in self.listeners:
+            await listener.close_connections(HANDLER_EXIT_GRACE_S)
 
     async def stop(self) -> None:
         await self.vad.stop()

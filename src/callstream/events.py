@@ -18,7 +18,6 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=False)
 class CallStarted(Event, tag="call.started"):
     started_at: float  # unix seconds
     leg: Leg
-    sample_rate_hz: int | None = None
 
 
 class SegmentPartial(Event, tag="segment.partial"):

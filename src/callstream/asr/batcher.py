@@ -109,6 +109,14 @@ class AsrBatcher:
             for key in [k for k, j in self._partials.items() if j.call_id == call_id]:
                 self._drop(self._partials.pop(key))
 
+    def cancel_all(self) -> None:
+        """Drop everything queued (shutdown past its deadline); a running batch finishes and is discarded."""
+        with self._condition:
+            for job in [*self._finals, *self._partials.values()]:
+                self._drop(job)
+            self._finals.clear()
+            self._partials.clear()
+
     def cancel_job(self, job: AsrJob) -> None:
         with self._condition:
             if job in self._finals:
@@ -134,11 +142,7 @@ class AsrBatcher:
             self._stopping = True
             self._condition.notify()
         self._thread.join(timeout_s)
-        with self._condition:
-            for job in [*self._finals, *self._partials.values()]:
-                self._drop(job)
-            self._finals.clear()
-            self._partials.clear()
+        self.cancel_all()
 
     def _drop(self, job: AsrJob) -> None:
         job.cancelled = True

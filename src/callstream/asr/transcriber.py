@@ -27,6 +27,7 @@ class AsrResult:
     text: str
     language: str
     no_speech_prob: float = 0.0
+    avg_logprob: float = 0.0  # mean log-probability per token: how sure the decoder was
     language_probs: dict[str, float] = field(default_factory=dict)  # when detection ran: the top candidates
 
 

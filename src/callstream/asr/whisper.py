@@ -122,6 +122,7 @@ class WhisperTranscriber:
             beam_size=beam_size,
             max_length=2 * max_tokens,  # CTranslate2's Whisper yields at most max_length // 2 new tokens
             return_no_speech_prob=True,
+            return_scores=True,
             suppress_blank=True,
         )
         results = []
@@ -130,7 +131,8 @@ class WhisperTranscriber:
             text = self._decode(tokens)
             if window_s < 30 and self._looks_runaway(text, tokens, len(request.audio) / SAMPLE_RATE_HZ):
                 text = self._redecode_full_window(request, language)
-            results.append(AsrResult(text, language, output.no_speech_prob, probs))
+            # With length_penalty 1 the score is the log-probability per token.
+            results.append(AsrResult(text, language, output.no_speech_prob, output.scores[0], probs))
         return results
 
     def _token_cap(self, audio_s: float) -> int:

@@ -109,6 +109,10 @@ class AudioSocketServer:
             return
         except ConnectionError as exc:
             reason, error = "error", f"connection lost: {exc}"
+        except Exception:
+            # A bug must cost this call only: log it, end the call cleanly, keep serving the others.
+            log.exception("audiosocket_internal_error", peer=peer, leg=self.leg)
+            reason, error = "error", "internal error"
         if session is not None:
             if self._shutting_down:
                 reason, error = "shutdown", None

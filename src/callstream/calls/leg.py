@@ -6,7 +6,7 @@ import numpy as np
 
 from callstream.audio.resample import TARGET_RATE_HZ, StreamResampler
 from callstream.audio.ringbuffer import RingBuffer
-from callstream.vad.model import CHUNK_SAMPLES, VadState
+from callstream.vad.model import CHUNK_SAMPLES, VadState, vad_rate_for
 from callstream.vad.tracker import TrackerConfig, VadTracker
 
 
@@ -33,6 +33,8 @@ class LegAudio:
                 self.ring.write(self._resampler.flush())
             self._resampler = StreamResampler(rate_hz)
             self.input_rate_hz = rate_hz
+            if vad_rate_for(rate_hz) != self.vad_state.rate_hz:
+                self.vad_state = VadState(vad_rate_for(rate_hz))
         self.ring.write(self._resampler.feed(pcm))
 
     def fill_gap(self, now_s: float, min_gap_s: float) -> None:
@@ -60,14 +62,16 @@ class LegAudio:
         self.ring.write(np.zeros(tail, dtype=np.float32))
 
     def pending_vad_chunks(self) -> np.ndarray:
-        """The whole 512-sample chunks not yet run through the VAD, shape [n, 512]."""
+        """The whole 32 ms chunks the VAD has not seen, at the leg's VAD rate: shape [n, 512] or [n, 256]."""
         n = (self.ring.end_sample - self.vad_cursor_samples) // CHUNK_SAMPLES
+        step = TARGET_RATE_HZ // self.vad_state.rate_hz
         if n == 0:
-            return np.zeros((0, CHUNK_SAMPLES), dtype=np.float32)
+            return np.zeros((0, CHUNK_SAMPLES // step), dtype=np.float32)
         audio = self.ring.read(self.vad_cursor_samples, self.vad_cursor_samples + n * CHUNK_SAMPLES)
         if len(audio) < n * CHUNK_SAMPLES:  # fell out of the ring: the VAD lagged by more than its capacity
             audio = np.concatenate([np.zeros(n * CHUNK_SAMPLES - len(audio), np.float32), audio])
-        return audio.reshape(n, CHUNK_SAMPLES)
+        # An 8 kHz leg's 16 kHz audio has nothing above 4 kHz, so every other sample is a clean 8 kHz signal.
+        return audio[::step].reshape(n, CHUNK_SAMPLES // step)
 
     def seconds(self, sample: int) -> float:
         return round(self.origin_s + sample / TARGET_RATE_HZ, 3)

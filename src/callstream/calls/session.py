@@ -40,6 +40,7 @@ class SessionConfig:
 
 
 LANGUAGE_EVIDENCE_DECAY = 0.7  # per utterance
+NOISE_MAX_LOGPROB = -1.0
 
 
 class CallSession:
@@ -162,8 +163,11 @@ class CallSession:
         self._batcher.cancel_call_partials(self.call_id)
         if self._finals:
             _, pending = await asyncio.wait(set(self._finals), timeout=drain_timeout_s)
-            for task in pending:
-                task.cancel()
+            if pending:
+                self.log.error("finals_abandoned", count=len(pending), waited_s=drain_timeout_s)
+                self._batcher.cancel_call(self.call_id)  # nobody will read them: don't decode them
+                for task in pending:
+                    task.cancel()
         duration_s = round(self.elapsed_s(), 3)
         self._emit(
             CallEnded(call_id=self.call_id, reason=self._end_reason, duration=duration_s, error=self._error),
@@ -246,8 +250,13 @@ class CallSession:
             result = await job.future
         except (asyncio.CancelledError, RuntimeError):
             return
-        if not result.text or result.no_speech_prob > self._config.no_speech_threshold:
-            self.log.debug("final_empty", leg=audio.leg, no_speech_prob=round(result.no_speech_prob, 3))
+        if not result.text or self._is_noise(result):
+            self.log.debug(
+                "final_dropped_as_noise",
+                leg=audio.leg,
+                no_speech_prob=round(result.no_speech_prob, 3),
+                avg_logprob=round(result.avg_logprob, 3),
+            )
             return
         self._languages[audio.leg] = result.language
         self._add_language_evidence(audio.leg, result, (end - start) / TARGET_RATE_HZ)
@@ -270,6 +279,11 @@ class CallSession:
             behind_audio_s=round(self.elapsed_s() - segment.end, 3),
             text=result.text,
         )
+
+    def _is_noise(self, result: AsrResult) -> bool:
+        # Whisper's own rule: "no speech" only counts when the decoder was also unsure of its words.
+        # Hesitant telephone speech ("uh, so...") often has a high no-speech probability yet decodes well.
+        return result.no_speech_prob > self._config.no_speech_threshold and result.avg_logprob < NOISE_MAX_LOGPROB
 
     def _add_language_evidence(self, leg: str, result: AsrResult, audio_s: float) -> None:
         # Older utterances count less, so a caller who really switches language is followed.

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "speech"
+# ../shared/data/speech beside the repository, unless CALLSTREAM_SPEECH_DIR says otherwise.
+DEFAULT_ROOT = Path(
+    os.environ.get("CALLSTREAM_SPEECH_DIR") or Path(__file__).resolve().parents[3].parent / "shared" / "data" / "speech"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import numpy as np
 import structlog
 
 from callstream.calls.leg import LegAudio
-from callstream.vad.model import SileroVad, VadState
+from callstream.vad.model import CHUNK_SAMPLES, SileroVad, VadState
 from callstream.vad.tracker import TrackerEvent
 
 log = structlog.get_logger(__name__)
@@ -20,15 +20,18 @@ Target = tuple[LegAudio, Callable[[list[TrackerEvent]], None]]
 
 
 def run_steps(model: SileroVad, pending: list[np.ndarray], states: list[VadState]) -> list[np.ndarray]:
-    """Run chunk k of every leg that has one as batch k; legs keep their own state across steps."""
+    """Run chunk k of every leg that has one as batch k (one run per rate); legs keep their own state."""
     probabilities = [np.zeros(len(chunks), dtype=np.float32) for chunks in pending]
     steps = max((len(chunks) for chunks in pending), default=0)
     for k in range(steps):
-        members = [i for i, chunks in enumerate(pending) if len(chunks) > k]
-        batch = np.stack([pending[i][k] for i in members])
-        out = model.run(batch, [states[i] for i in members])
-        for j, i in enumerate(members):
-            probabilities[i][k] = out[j]
+        for rate_hz in {state.rate_hz for state in states}:
+            members = [i for i, chunks in enumerate(pending) if len(chunks) > k and states[i].rate_hz == rate_hz]
+            if not members:
+                continue
+            batch = np.stack([pending[i][k] for i in members])
+            out = model.run(batch, [states[i] for i in members], rate_hz)
+            for j, i in enumerate(members):
+                probabilities[i][k] = out[j]
     return probabilities
 
 
@@ -83,5 +86,5 @@ class VadRunner:
             events: list[TrackerEvent] = []
             for p in leg_probabilities:
                 events += leg.tracker.feed(float(p))
-            leg.vad_cursor_samples += len(leg_probabilities) * len(pending[i][0])
+            leg.vad_cursor_samples += len(leg_probabilities) * CHUNK_SAMPLES
             callback(events)
