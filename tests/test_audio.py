@@ -36,3 +36,17 @@ def test_streaming_resampler_keeps_length_and_tone():
 def test_16k_passes_through():
     pcm = (np.arange(320, dtype="<i2") * 10).tobytes()
     np.testing.assert_allclose(StreamResampler(16000).feed(pcm), np.arange(320) * 10 / 32768)
+
+
+def test_telephone_legs_are_judged_by_the_vad_at_8k():
+    from callstream.calls.leg import LegAudio
+    from callstream.vad.tracker import TrackerConfig
+
+    tone = (np.sin(2 * np.pi * 300 * np.arange(1600) / 8000) * 8000).astype("<i2").tobytes()
+    narrow, wide = LegAudio("caller", TrackerConfig(), 16000), LegAudio("caller", TrackerConfig(), 16000)
+    narrow.feed_pcm(tone, 8000, now_s=0.2)
+    wide.feed_pcm(tone + tone, 16000, now_s=0.2)
+    assert narrow.vad_state.rate_hz == 8000 and wide.vad_state.rate_hz == 16000
+    # The same 32 ms steps, counted in 16 kHz samples, arrive as 256 samples at 8 kHz and 512 at 16 kHz.
+    assert narrow.pending_vad_chunks().shape[1] == 256
+    assert wide.pending_vad_chunks().shape[1] == 512
