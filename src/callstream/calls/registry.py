@@ -65,6 +65,8 @@ class CallRegistry:
         self.sessions.pop(session.call_id, None)
 
     def vad_targets(self) -> Iterator[Target]:
+        """The legs the VAD tick should hear. Pauses in their audio are filled first, so that a
+        leg Asterisk has gone quiet on (DTMF) is heard as silence in this same tick."""
         for session in list(self.sessions.values()):
             session.fill_gaps()
             for name, audio in session.legs.items():
