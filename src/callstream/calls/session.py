@@ -120,6 +120,12 @@ class CallSession:
             elif isinstance(event, UtteranceResumed):
                 self._drop_speculation(leg)
             elif isinstance(event, UtteranceDropped):
+                self.log.debug(
+                    "speech_too_short",
+                    leg=leg,
+                    start=audio.seconds(event.start_sample),
+                    end=audio.seconds(event.end_sample),
+                )
                 self._drop_speculation(leg)
                 self._batcher.cancel_leg_partials(self._leg_key(leg))
             elif isinstance(event, UtteranceStarted):
