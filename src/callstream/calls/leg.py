@@ -21,6 +21,7 @@ class LegAudio:
         self.vad_state = VadState()
         self.tracker = VadTracker(tracker_config)
         self.vad_cursor_samples = 0  # next sample the VAD has not seen
+        self.silent_chunks = 0  # VAD chunks since the leg was last in speech
         self.input_rate_hz: int | None = None
         self._resampler: StreamResampler | None = None
 

@@ -17,6 +17,9 @@ log = structlog.get_logger(__name__)
 
 # (leg audio, callback taking its tracker events)
 Target = tuple[LegAudio, Callable[[list[TrackerEvent]], None]]
+# Silero's recurrent state, carried from one speaker through a long pause, can make it deaf to the
+# next, different voice (docs/benchmarks.md). After this much silence a leg starts afresh.
+RESET_AFTER_SILENT_CHUNKS = 31  # ~1 s
 
 
 def run_steps(model: SileroVad, pending: list[np.ndarray], states: list[VadState]) -> list[np.ndarray]:
@@ -86,5 +89,9 @@ class VadRunner:
             events: list[TrackerEvent] = []
             for p in leg_probabilities:
                 events += leg.tracker.feed(float(p))
+                leg.silent_chunks = 0 if leg.tracker.in_speech else leg.silent_chunks + 1
+            if leg.silent_chunks >= RESET_AFTER_SILENT_CHUNKS:
+                leg.vad_state = VadState(leg.vad_state.rate_hz)
+                leg.silent_chunks = 0
             leg.vad_cursor_samples += len(leg_probabilities) * CHUNK_SAMPLES
             callback(events)
