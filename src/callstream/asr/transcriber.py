@@ -37,3 +37,11 @@ class Transcriber(Protocol):
     def transcribe(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
         """One result per request, in order. Called from a single worker thread only."""
         ...
+
+
+def add_language_evidence(evidence: dict[str, float], probs: dict[str, float], audio_s: float) -> dict[str, float]:
+    """Detection probabilities weighted by seconds of speech, added to earlier evidence (a new dict)."""
+    total = dict(evidence)
+    for language, prob in probs.items():
+        total[language] = total.get(language, 0.0) + prob * audio_s
+    return total

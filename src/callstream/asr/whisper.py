@@ -12,7 +12,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 
-from callstream.asr.transcriber import AsrRequest, AsrResult
+from callstream.asr.transcriber import AsrRequest, AsrResult, add_language_evidence
 
 SAMPLE_RATE_HZ = 16_000
 FRAMES_PER_SECOND = 100
@@ -44,9 +44,7 @@ MAX_NEW_TOKENS = 224  # half of Whisper's 448-token context; the prompt takes th
 
 def choose_language(probs: dict[str, float], audio_s: float, prior: dict[str, float]) -> str:
     """This utterance's detection weighted by its length, plus what earlier utterances said."""
-    scores = dict(prior)
-    for language, prob in probs.items():
-        scores[language] = scores.get(language, 0.0) + prob * audio_s
+    scores = add_language_evidence(prior, probs, audio_s)
     return max(scores, key=scores.__getitem__)
 
 
@@ -81,7 +79,6 @@ class WhisperTranscriber:
         self._model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
         self._ct2: ctranslate2.models.Whisper = self._model.model
         self.device = device
-        self.redecodes = 0
         self._tokenizer = self._model.hf_tokenizer
         self._window = window or WindowPolicy()
         self._tokens_per_second = tokens_per_second
@@ -190,5 +187,4 @@ class WhisperTranscriber:
             max_length=2 * self._token_cap(len(request.audio) / SAMPLE_RATE_HZ),
             suppress_blank=True,
         )[0]
-        self.redecodes += 1
         return self._decode(output.sequences_ids[0])

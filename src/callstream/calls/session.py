@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import structlog
 
 from callstream.asr.batcher import AsrBatcher, AsrJob, QueueFull
-from callstream.asr.transcriber import AsrRequest, AsrResult
+from callstream.asr.transcriber import AsrRequest, AsrResult, add_language_evidence
 from callstream.audio.resample import TARGET_RATE_HZ
 from callstream.calls.leg import LegAudio
 from callstream.events import CallEnded, CallStarted, Dtmf, EndReason, Event, SegmentFinal, SegmentPartial
@@ -293,12 +293,10 @@ class CallSession:
 
     def _add_language_evidence(self, leg: str, result: AsrResult, audio_s: float) -> None:
         # Older utterances count less, so a caller who really switches language is followed.
-        evidence = {
+        decayed = {
             lang: weight * LANGUAGE_EVIDENCE_DECAY for lang, weight in self._language_evidence.get(leg, {}).items()
         }
-        for language, prob in result.language_probs.items():
-            evidence[language] = evidence.get(language, 0.0) + prob * audio_s
-        self._language_evidence[leg] = evidence
+        self._language_evidence[leg] = add_language_evidence(decayed, result.language_probs, audio_s)
 
     def _maybe_submit_partial(self, audio: LegAudio) -> None:
         start = audio.tracker.utterance_start
