@@ -20,6 +20,8 @@ class AsrRequest:
     # "accurate" when the executor has time for it, "fast" under load and for partials;
     # the recogniser decides what each means (for Whisper: the encoder window).
     quality: Literal["accurate", "fast"] = "accurate"
+    # "translate": Whisper's own speech-to-English translation (the only offline translator here).
+    task: Literal["transcribe", "translate"] = "transcribe"
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,7 @@ class WhisperTranscriber:
         self._tokens_per_second = tokens_per_second
         self.multilingual = self._model.model.is_multilingual
         self._sot = self._token("<|startoftranscript|>")
-        self._transcribe = self._token("<|transcribe|>")
+        self._task_tokens = {task: self._token(f"<|{task}|>") for task in ("transcribe", "translate")}
         self._no_timestamps = self._token("<|notimestamps|>")
         self._eot = self._token("<|endoftext|>")
 
@@ -103,15 +103,16 @@ class WhisperTranscriber:
                 results[i] = result
         return [results[i] for i in range(len(requests))]
 
-    def _group_key(self, request: AsrRequest) -> tuple[float, int]:
-        return (self._window.window_s(len(request.audio) / SAMPLE_RATE_HZ, request.quality), request.beam_size)
+    def _group_key(self, request: AsrRequest) -> tuple[float, int, str]:
+        window_s = self._window.window_s(len(request.audio) / SAMPLE_RATE_HZ, request.quality)
+        return (window_s, request.beam_size, request.task)
 
     def _transcribe_group(self, requests: list[AsrRequest]) -> list[AsrResult]:
-        window_s, beam_size = self._group_key(requests[0])
+        window_s, beam_size, task = self._group_key(requests[0])
         features = self._features(requests, window_s)
         encoded = self._ct2.encode(features, to_cpu=self._ct2.device != "cpu" and len(requests) > 1)
         languages, detected = self._languages(requests, encoded)
-        prompts = [self._prompt(language) for language in languages]
+        prompts = [self._prompt(language, task) for language in languages]
         max_tokens = self._token_cap(max(len(r.audio) for r in requests) / SAMPLE_RATE_HZ)
         outputs = self._ct2.generate(
             encoded,
@@ -127,7 +128,7 @@ class WhisperTranscriber:
             tokens = output.sequences_ids[0]
             text = self._decode(tokens)
             if window_s < 30 and self._looks_runaway(text, tokens, len(request.audio) / SAMPLE_RATE_HZ):
-                text = self._redecode_full_window(request, language)
+                text = self._redecode_full_window(request, language, task)
             # With length_penalty 1 the score is the log-probability per token.
             results.append(AsrResult(text, language, output.no_speech_prob, output.scores[0], probs))
         return results
@@ -169,20 +170,20 @@ class WhisperTranscriber:
             )
         return languages, detected
 
-    def _prompt(self, language: str) -> list[int]:
+    def _prompt(self, language: str, task: str = "transcribe") -> list[int]:
         if not self.multilingual:
             return [self._sot, self._no_timestamps]
-        return [self._sot, self._token(f"<|{language}|>"), self._transcribe, self._no_timestamps]
+        return [self._sot, self._token(f"<|{language}|>"), self._task_tokens[task], self._no_timestamps]
 
     def _decode(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode([t for t in token_ids if t < self._eot]).strip()
 
-    def _redecode_full_window(self, request: AsrRequest, language: str) -> str:
+    def _redecode_full_window(self, request: AsrRequest, language: str, task: str) -> str:
         # Whisper's own 30 s window does not loop on these; it costs more, and is rarely needed.
         features = self._features([request], 30.0)
         output = self._ct2.generate(
             features,
-            [self._prompt(language)],
+            [self._prompt(language, task)],
             beam_size=request.beam_size,
             max_length=2 * self._token_cap(len(request.audio) / SAMPLE_RATE_HZ),
             suppress_blank=True,
