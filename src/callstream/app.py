@@ -7,6 +7,7 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -20,7 +21,9 @@ from callstream.audiosocket.server import AudioSocketServer
 from callstream.bus import EventBus
 from callstream.calls.registry import CallRegistry
 from callstream.calls.session import SessionConfig, samples_from_ms
-from callstream.settings import AsrSettings, Settings
+from callstream.nlp.engine import InsightsEngine
+from callstream.nlp.service import InsightsService
+from callstream.settings import AsrSettings, NlpSettings, Settings
 from callstream.store import Store
 from callstream.vad.model import SileroVad
 from callstream.vad.runner import VadRunner
@@ -111,6 +114,7 @@ def session_config(settings: Settings) -> SessionConfig:
         ring_capacity_samples=samples_from_ms(RING_SECONDS * 1000),
         gap_fill_samples=samples_from_ms(vad.gap_fill_ms),
         speculative_finals=asr.speculative_finals,
+        translate=settings.nlp.enabled and settings.nlp.translate,
         tracker=TrackerConfig(
             threshold=vad.threshold,
             negative_threshold=vad.negative_threshold,
@@ -120,6 +124,16 @@ def session_config(settings: Settings) -> SessionConfig:
             post_roll_samples=samples_from_ms(min(vad.post_roll_ms, vad.min_silence_ms)),
             max_utterance_samples=samples_from_ms(vad.max_utterance_s * 1000),
         ),
+    )
+
+
+def build_insights(nlp: NlpSettings) -> InsightsService:
+    taxonomy_path = Path(nlp.taxonomy) if nlp.taxonomy else None
+    masked = frozenset(nlp.mask_pii)
+    return InsightsService(
+        partial(InsightsEngine.load, taxonomy_path, masked),
+        update_interval_s=nlp.update_interval_s,
+        max_pending=nlp.max_pending,
     )
 
 
@@ -138,6 +152,7 @@ class Pipeline:
             max_partial_batch=tuning.max_partial_batch,
             max_pending_finals=settings.asr.max_pending_finals,
         )
+        self.insights = build_insights(settings.nlp) if settings.nlp.enabled else None
         self.registry = CallRegistry(
             session_config(settings),
             self.batcher,
@@ -145,6 +160,7 @@ class Pipeline:
             self.store.put,
             max_calls=settings.audiosocket.max_calls,
             drain_timeout_s=FINAL_DRAIN_TIMEOUT_S,
+            insights=self.insights,
         )
         self.vad = VadRunner(vad_model, self.registry.vad_targets, settings.vad.tick_ms / 1000)
         sock = settings.audiosocket
@@ -156,6 +172,8 @@ class Pipeline:
 
     async def start(self) -> None:
         await self.store.open()
+        if self.insights is not None:
+            await self.insights.start()
         self.batcher.start()
         self.vad.start()
         for listener in self.listeners:
@@ -177,6 +195,8 @@ class Pipeline:
     async def stop(self) -> None:
         await self.vad.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 2.0)
+        if self.insights is not None:
+            await self.insights.stop()
         self.bus.close()
         await self.store.close()
 

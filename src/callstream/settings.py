@@ -62,6 +62,16 @@ class VadSettings(Section):
     gap_fill_ms: int = 200  # a pause in the audio stream this long counts as silence (DTMF); 0: off
 
 
+class NlpSettings(Section):
+    enabled: bool = True
+    taxonomy: str = ""  # categories and risk-flag rules; "" = config/taxonomy.toml shipped with callstream
+    update_interval_s: float = 2.0  # at most one insights update per call this often (alerts are never delayed)
+    translate: bool = True  # translate non-English speech to English (Whisper) for the NLP; needs a multilingual model
+    # Any of "PERSON", "PHONE", "PLACE": replaced by "[LABEL]" in every transcript and insight stored or pushed.
+    mask_pii: list[Literal["PERSON", "PHONE", "PLACE"]] = msgspec.field(default_factory=list)
+    max_pending: int = 10_000  # segments and updates waiting for the NLP thread
+
+
 class StoreSettings(Section):
     path: str = "var/callstream.db"
 
@@ -81,6 +91,7 @@ class Settings(Section):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     asr: AsrSettings = msgspec.field(default_factory=AsrSettings)
     vad: VadSettings = msgspec.field(default_factory=VadSettings)
+    nlp: NlpSettings = msgspec.field(default_factory=NlpSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     events: EventSettings = msgspec.field(default_factory=EventSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)

@@ -1,16 +1,19 @@
-"""SQLite store: one writer task commits calls, final segments and DTMF in batched transactions."""
+"""SQLite store: one writer task commits calls, segments, DTMF, insights and feedback in batched transactions."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import structlog
 
-from callstream.events import CallEnded, CallStarted, Dtmf, Event, SegmentFinal
+from callstream import events
+from callstream.events import Alert, CallEnded, CallStarted, Dtmf, Event, Insights, SegmentFinal, SegmentTranslated
 
 log = structlog.get_logger(__name__)
 
@@ -43,15 +46,47 @@ CREATE TABLE IF NOT EXISTS dtmf (
     at_s REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_by_start ON calls(started_at DESC);
+CREATE TABLE IF NOT EXISTS insights (
+    call_id TEXT PRIMARY KEY REFERENCES calls(call_id),
+    updated_at REAL NOT NULL,
+    final INTEGER NOT NULL,
+    body TEXT NOT NULL  -- the latest insights event, JSON
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL REFERENCES calls(call_id),
+    seq INTEGER NOT NULL,
+    flag TEXT NOT NULL,
+    score REAL NOT NULL,
+    evidence TEXT NOT NULL,
+    at_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL REFERENCES calls(call_id),
+    created_at REAL NOT NULL,
+    body TEXT NOT NULL  -- rating and corrections, JSON
+);
 """
+# Columns added after the first release; added to existing databases on open.
+MIGRATIONS = [("segments", "translation", "TEXT")]
 
 WRITE_BATCH = 256
+
+
+@dataclass
+class Statement:
+    """A write whose caller waits for its commit (an accepted request must survive a crash)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    done: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class Store:
     def __init__(self, path: Path, max_pending: int = 10_000) -> None:
         self._path = path
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(max_pending)
+        self._queue: asyncio.Queue[Event | Statement | None] = asyncio.Queue(max_pending)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -63,6 +98,7 @@ class Store:
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._writer.execute("PRAGMA synchronous=NORMAL")
         await self._writer.executescript(SCHEMA)
+        await self._migrate()
         interrupted = await self._writer.execute(
             "UPDATE calls SET end_reason = 'interrupted', ended_at = ? WHERE ended_at IS NULL", (time.time(),)
         )
@@ -72,6 +108,20 @@ class Store:
         self._reader = await aiosqlite.connect(self._path)
         self._reader.row_factory = aiosqlite.Row
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def _migrate(self) -> None:
+        assert self._writer is not None
+        for table, column, kind in MIGRATIONS:
+            async with self._writer.execute(f"PRAGMA table_info({table})") as cursor:
+                columns = {row[1] for row in await cursor.fetchall()}
+            if column not in columns:
+                await self._writer.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one write through the writer and wait until it is committed; returns the row id."""
+        statement = Statement(sql, params)
+        await self._queue.put(statement)
+        return await statement.done
 
     def put(self, event: Event) -> None:
         """Queue a record for the writer; never waits. A full queue means the disk stalled: count and log."""
@@ -98,13 +148,24 @@ class Store:
                 batch.append(self._queue.get_nowait())
             stop = None in batch
             records = [e for e in batch if e is not None]
+            row_ids: list[tuple[Statement, int]] = []
             try:
-                for event in records:
-                    await self._write(event)
+                for record in records:
+                    if isinstance(record, Statement):
+                        cursor = await self._writer.execute(record.sql, record.params)
+                        row_ids.append((record, cursor.lastrowid or 0))
+                    else:
+                        await self._write(record)
                 await self._writer.commit()
-            except Exception:
+            except Exception as exc:
                 log.exception("store_write_failed", records=len(records))
                 await self._writer.rollback()
+                for record in records:
+                    if isinstance(record, Statement) and not record.done.done():
+                        record.done.set_exception(exc)
+            for statement, row_id in row_ids:
+                if not statement.done.done():
+                    statement.done.set_result(row_id)
             if stop:
                 return
 
@@ -123,6 +184,23 @@ class Store:
             await self._writer.execute(
                 "INSERT INTO dtmf (call_id, seq, leg, digit, at_s) VALUES (?,?,?,?,?)",
                 (event.call_id, event.seq, event.leg, event.digit, event.at),
+            )
+        elif isinstance(event, SegmentTranslated):
+            await self._writer.execute(
+                "UPDATE segments SET translation = ? WHERE call_id = ? AND leg = ? AND start_s = ?",
+                (event.text, event.call_id, event.leg, event.start),
+            )
+        elif isinstance(event, Insights):
+            await self._writer.execute(
+                "INSERT INTO insights (call_id, updated_at, final, body) VALUES (?,?,?,?) ON CONFLICT(call_id)"
+                " DO UPDATE SET updated_at = excluded.updated_at, final = excluded.final, body = excluded.body",
+                (event.call_id, time.time(), int(event.final), events.encode(event).decode()),
+            )
+        elif isinstance(event, Alert):
+            flag = event.flag
+            await self._writer.execute(
+                "INSERT INTO alerts (call_id, seq, flag, score, evidence, at_s) VALUES (?,?,?,?,?,?)",
+                (event.call_id, event.seq, flag.id, flag.score, flag.evidence, flag.at),
             )
         elif isinstance(event, CallEnded):
             await self._writer.execute(
@@ -148,7 +226,7 @@ class Store:
             return None
         result = dict(row)
         async with self._reader.execute(
-            "SELECT seq, leg, start_s AS start, end_s AS end, text, language FROM segments"
+            "SELECT seq, leg, start_s AS start, end_s AS end, text, language, translation FROM segments"
             " WHERE call_id = ? ORDER BY start_s, seq",
             (call_id,),
         ) as cursor:
@@ -157,4 +235,27 @@ class Store:
             "SELECT seq, leg, digit, at_s AS at FROM dtmf WHERE call_id = ? ORDER BY seq", (call_id,)
         ) as cursor:
             result["dtmf"] = [dict(r) for r in await cursor.fetchall()]
+        async with self._reader.execute("SELECT final, body FROM insights WHERE call_id = ?", (call_id,)) as cursor:
+            row = await cursor.fetchone()
+        result["insights"] = _insights_body(json.loads(row["body"])) if row is not None else None
+        async with self._reader.execute(
+            "SELECT seq, flag, score, evidence, at_s AS at FROM alerts WHERE call_id = ? ORDER BY seq", (call_id,)
+        ) as cursor:
+            result["alerts"] = [dict(r) for r in await cursor.fetchall()]
+        async with self._reader.execute(
+            "SELECT id, created_at, body FROM feedback WHERE call_id = ? ORDER BY id", (call_id,)
+        ) as cursor:
+            result["feedback"] = [
+                {"id": r["id"], "created_at": r["created_at"], **json.loads(r["body"])} for r in await cursor.fetchall()
+            ]
         return result
+
+    async def add_feedback(self, call_id: str, body: dict[str, Any]) -> int:
+        return await self.execute(
+            "INSERT INTO feedback (call_id, created_at, body) VALUES (?,?,?)", (call_id, time.time(), json.dumps(body))
+        )
+
+
+def _insights_body(event: dict[str, Any]) -> dict[str, Any]:
+    """The stored event without its envelope (type, call_id, seq)."""
+    return {k: v for k, v in event.items() if k not in ("type", "call_id", "seq")}

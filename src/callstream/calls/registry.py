@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -13,6 +14,9 @@ from callstream.calls.leg import LegAudio
 from callstream.calls.session import CallSession, SessionConfig
 from callstream.events import EndReason, Event
 from callstream.vad.runner import Target
+
+if TYPE_CHECKING:
+    from callstream.nlp.service import InsightsService
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +35,7 @@ class CallRegistry:
         *,
         max_calls: int,
         drain_timeout_s: float,
+        insights: InsightsService | None = None,
     ) -> None:
         self._config = config
         self._batcher = batcher
@@ -38,6 +43,7 @@ class CallRegistry:
         self._persist = persist
         self._max_calls = max_calls
         self._drain_timeout_s = drain_timeout_s
+        self._insights = insights
         self.sessions: dict[str, CallSession] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 
@@ -49,7 +55,7 @@ class CallRegistry:
         if session is None:
             if len(self.sessions) >= self._max_calls:
                 raise Rejected(f"at the limit of {self._max_calls} concurrent calls")
-            session = CallSession(call_id, self._config, self._batcher, self._publish, self._persist)
+            session = CallSession(call_id, self._config, self._batcher, self._publish, self._persist, self._insights)
             self.sessions[call_id] = session
         elif leg in session.legs:
             raise Rejected(f"call already has a {leg} leg")

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -13,7 +14,17 @@ from callstream.asr.batcher import AsrBatcher, AsrJob, QueueFull
 from callstream.asr.transcriber import AsrRequest, AsrResult, add_language_evidence
 from callstream.audio.resample import TARGET_RATE_HZ
 from callstream.calls.leg import LegAudio
-from callstream.events import CallEnded, CallStarted, Dtmf, EndReason, Event, SegmentFinal, SegmentPartial
+from callstream.events import (
+    CallEnded,
+    CallStarted,
+    Dtmf,
+    EndReason,
+    Event,
+    SegmentFinal,
+    SegmentPartial,
+    SegmentTranslated,
+)
+from callstream.nlp.engine import TranscriptSegment
 from callstream.vad.tracker import (
     TrackerConfig,
     TrackerEvent,
@@ -23,6 +34,9 @@ from callstream.vad.tracker import (
     UtteranceResumed,
     UtteranceStarted,
 )
+
+if TYPE_CHECKING:
+    from callstream.nlp.service import InsightsService
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +51,7 @@ class SessionConfig:
     gap_fill_samples: int  # an audio pause at least this long is filled with silence; 0: never
     speculative_finals: bool  # decode at the first sign of a pause when the executor has nothing waiting
     tracker: TrackerConfig
+    translate: bool = False  # also translate non-English finals to English (for the insights)
 
 
 LANGUAGE_EVIDENCE_DECAY = 0.7  # per utterance
@@ -53,6 +68,7 @@ class CallSession:
         batcher: AsrBatcher,
         publish: Callable[[Event], None],
         persist: Callable[[Event], None],
+        insights: InsightsService | None = None,
     ) -> None:
         self.call_id = call_id
         self.started_at = time.time()
@@ -61,6 +77,7 @@ class CallSession:
         self._batcher = batcher
         self._publish_event = publish
         self._persist = persist
+        self._insights = insights
         self._seq = 0
         self.legs: dict[str, LegAudio] = {}
         self._open_legs: set[str] = set()
@@ -78,6 +95,8 @@ class CallSession:
         self.final_count = 0
         self.dropped_finals = 0
         self.log = structlog.get_logger("callstream.call").bind(call_id=call_id)
+        if insights is not None:
+            insights.open_call(call_id, self._emit, self.elapsed_s)
 
     @property
     def active(self) -> bool:
@@ -174,6 +193,8 @@ class CallSession:
                 self._batcher.cancel_call(self.call_id)  # nobody will read them: don't decode them
                 for task in pending:
                     task.cancel()
+        if self._insights is not None:
+            await self._insights.finish_call(self.call_id, drain_timeout_s)
         duration_s = round(self.elapsed_s(), 3)
         self._emit(
             CallEnded(call_id=self.call_id, reason=self._end_reason, duration=duration_s, error=self._error),
@@ -271,7 +292,7 @@ class CallSession:
             call_id=self.call_id,
             start=audio.seconds(start),
             end=audio.seconds(end),
-            text=result.text,
+            text=await self._mask(result.text),
             language=result.language,
             leg=audio.leg,  # type: ignore[arg-type]
         )
@@ -285,6 +306,46 @@ class CallSession:
             behind_audio_s=round(self.elapsed_s() - segment.end, 3),
             text=result.text,
         )
+        translation = await self._translate(audio, start, end, result) if self._wants_translation(result) else None
+        if self._insights is not None:
+            self._insights.add_segment(
+                self.call_id,
+                TranscriptSegment(segment.start, segment.end, audio.leg, result.text, result.language, translation),
+            )
+
+    def _wants_translation(self, result: AsrResult) -> bool:
+        return self._config.translate and self._insights is not None and result.language != "en"
+
+    async def _translate(self, audio: LegAudio, start: int, end: int, result: AsrResult) -> str | None:
+        """Whisper's own translation of the utterance, for the NLP; the original words stay the transcript."""
+        request = AsrRequest(
+            audio.ring.read(start, end), result.language, self._config.beam_size_final, task="translate"
+        )
+        job = self._new_job(audio.leg, "final", request)
+        try:
+            self._batcher.submit(job)
+            translated = await job.future
+        except (QueueFull, asyncio.CancelledError, RuntimeError) as exc:
+            self.log.warning("translation_skipped", leg=audio.leg, start=audio.seconds(start), reason=repr(exc))
+            return None
+        if not translated.text:
+            return None
+        masked = await self._mask(translated.text)
+        self._emit(
+            SegmentTranslated(
+                call_id=self.call_id,
+                start=audio.seconds(start),
+                end=audio.seconds(end),
+                leg=audio.leg,  # type: ignore[arg-type]
+                text=masked,
+                language=result.language,
+            ),
+            persist=True,
+        )
+        return translated.text
+
+    async def _mask(self, text: str) -> str:
+        return await self._insights.mask(text) if self._insights is not None else text
 
     def _is_noise(self, result: AsrResult) -> bool:
         # Whisper's own rule: "no speech" only counts when the decoder was also unsure of its words.
@@ -328,12 +389,15 @@ class CallSession:
         # A partial that lost the race with its final is stale: never show it after the final.
         if audio.tracker.utterance_start != start or not result.text:
             return
+        text = await self._mask(result.text)
+        if audio.tracker.utterance_start != start:
+            return
         self._emit(
             SegmentPartial(
                 call_id=self.call_id,
                 start=audio.seconds(start),
                 end=audio.seconds(end),
-                text=result.text,
+                text=text,
                 language=result.language,
                 leg=audio.leg,  # type: ignore[arg-type]
             )

@@ -36,6 +36,21 @@ def render(pipeline: Pipeline) -> str:
         ("callstream_vad_busy_seconds_total", "counter", "Time spent in batched VAD runs.", pipeline.vad.busy_s),
         ("callstream_store_dropped_total", "counter", "Records the store could not queue.", pipeline.store.dropped),
     ]
+    if pipeline.insights is not None:
+        nlp = pipeline.insights.stats
+        samples += [
+            (
+                "callstream_nlp_pending",
+                "gauge",
+                "Segments and updates waiting for the NLP thread.",
+                pipeline.insights.pending,
+            ),
+            ("callstream_nlp_segments_total", "counter", "Final segments analysed.", nlp.segments),
+            ("callstream_nlp_updates_total", "counter", "Insights updates pushed.", nlp.updates),
+            ("callstream_nlp_alerts_total", "counter", "Risk alerts raised.", nlp.alerts),
+            ("callstream_nlp_dropped_total", "counter", "NLP work dropped on a full queue.", nlp.dropped),
+            ("callstream_nlp_busy_seconds_total", "counter", "Time the NLP thread spent working.", nlp.busy_s),
+        ]
     lines = []
     for name, kind, help_text, value in samples:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
+import msgspec
 from aiohttp import web
 
+from callstream.nlp.entities import ENTITY_LABELS
+from callstream.nlp.taxonomy import RISK_FLAG_IDS
 from callstream.web import metrics
 from callstream.web.websocket import stream_events
 
@@ -68,6 +72,62 @@ async def hangup_call(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text='{"error": "no active call with that id"}', content_type="application/json")
     session.hangup()
     return web.json_response({"call_id": session.call_id, "status": "hangup sent"}, status=202)
+
+
+class Feedback(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An agent's rating of a call's insights and their corrections, kept for evaluation and tuning."""
+
+    rating: int | None = None  # 1 (useless) .. 5 (exactly right)
+    category: str | None = None  # the right category id
+    subcategory: str | None = None
+    priority: int | None = None
+    flags: list[str] | None = None  # the risk flags that should have been raised, all of them
+    entities: list[FeedbackEntity] | None = None  # the entities that should have been found
+    comment: str | None = None
+    agent: str | None = None
+
+
+class FeedbackEntity(msgspec.Struct, forbid_unknown_fields=True):
+    label: str
+    text: str
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _validate_feedback(feedback: Feedback, pipeline: Pipeline) -> None:
+    if feedback.rating is not None and not 1 <= feedback.rating <= 5:
+        raise _bad_request("rating must be 1 to 5")
+    if feedback.priority is not None and not 1 <= feedback.priority <= 3:
+        raise _bad_request("priority must be 1, 2 or 3")
+    for flag in feedback.flags or []:
+        if flag not in RISK_FLAG_IDS:
+            raise _bad_request(f"unknown risk flag {flag!r}; known: {', '.join(RISK_FLAG_IDS)}")
+    for entity in feedback.entities or []:
+        if entity.label not in ENTITY_LABELS:
+            raise _bad_request(f"unknown entity label {entity.label!r}; known: {', '.join(ENTITY_LABELS)}")
+    if feedback.category is not None and pipeline.insights is not None:
+        taxonomy = pipeline.insights.taxonomy
+        if taxonomy is not None and taxonomy.category_by_id(feedback.category) is None:
+            known = ", ".join(c.id for c in taxonomy.categories)
+            raise _bad_request(f"unknown category {feedback.category!r}; known: {known}")
+
+
+@routes.post("/v1/calls/{call_id}/feedback")
+async def call_feedback(request: web.Request) -> web.Response:
+    pipeline = _pipeline(request)
+    call_id = request.match_info["call_id"]
+    try:
+        feedback = msgspec.json.decode(await request.read(), type=Feedback)
+    except msgspec.DecodeError as exc:
+        raise _bad_request(f"invalid feedback: {exc}") from None
+    _validate_feedback(feedback, pipeline)
+    if await pipeline.store.call(call_id) is None:
+        raise web.HTTPNotFound(text=json.dumps({"error": f"no call {call_id}"}), content_type="application/json")
+    body = msgspec.to_builtins(feedback)
+    feedback_id = await pipeline.store.add_feedback(call_id, {k: v for k, v in body.items() if v is not None})
+    return web.json_response({"id": feedback_id, "call_id": call_id}, status=201)
 
 
 @routes.get("/v1/events")

@@ -1,0 +1,174 @@
+"""Scoring live insights against labelled helpline transcripts (tests/data/insights_*.jsonl)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from callstream.nlp.engine import CallText, InsightsEngine, Snapshot, TranscriptSegment
+from callstream.nlp.taxonomy import RISK_FLAG_IDS
+
+DATA_DIR = Path(__file__).resolve().parents[3] / "tests" / "data"
+SECONDS_PER_TURN = 6.0
+
+
+class Turn(msgspec.Struct):
+    leg: str
+    text: str
+
+
+class LabelledEntity(msgspec.Struct):
+    label: str
+    text: str
+
+
+class LabelledCall(msgspec.Struct, kw_only=True):
+    id: str
+    caller_role: str
+    languages: list[str]
+    turns: list[Turn]
+    category: str
+    subcategory: str | None
+    priority: int
+    flags: list[str]
+    entities: list[LabelledEntity]
+
+
+def load_calls(path: Path) -> list[LabelledCall]:
+    decoder = msgspec.json.Decoder(LabelledCall)
+    return [decoder.decode(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def analyse(engine: InsightsEngine, call: LabelledCall) -> Snapshot:
+    """Feed the turns as final segments, one every few seconds, as the live path would."""
+    state = CallText()
+    for i, turn in enumerate(call.turns):
+        start = i * SECONDS_PER_TURN
+        segment = TranscriptSegment(start, start + SECONDS_PER_TURN - 1, turn.leg, turn.text, call.languages[0])
+        engine.add_segment(state, segment)
+    return engine.snapshot(state)
+
+
+def normalise_entity(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    text = re.sub(r"[^\w\s'+-]", " ", text)
+    text = re.sub(r"^(the|a|an)\s+", "", text.strip())
+    return " ".join(text.split())
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass
+class Report:
+    calls: int = 0
+    category_correct: int = 0
+    priority_correct: int = 0
+    flags: dict[str, Counts] = field(default_factory=lambda: {f: Counts() for f in RISK_FLAG_IDS})
+    categories: dict[str, Counts] = field(default_factory=dict)
+    entities: dict[str, Counts] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def category_accuracy(self) -> float:
+        return self.category_correct / self.calls if self.calls else 0.0
+
+    @property
+    def priority_accuracy(self) -> float:
+        return self.priority_correct / self.calls if self.calls else 0.0
+
+    def flags_total(self) -> Counts:
+        total = Counts()
+        for c in self.flags.values():
+            total.tp, total.fp, total.fn = total.tp + c.tp, total.fp + c.fp, total.fn + c.fn
+        return total
+
+    def add(self, call: LabelledCall, snapshot: Snapshot) -> None:
+        self.calls += 1
+        predicted = snapshot.categories[0].id
+        self.category_correct += predicted == call.category
+        self.priority_correct += snapshot.priority == call.priority
+        for category in {predicted, call.category}:
+            counts = self.categories.setdefault(category, Counts())
+            if predicted == call.category:
+                counts.tp += 1
+            elif category == predicted:
+                counts.fp += 1
+            else:
+                counts.fn += 1
+        if predicted != call.category:
+            self.errors.append(f"{call.id}: category {predicted} (expected {call.category})")
+        raised = {f.id for f in snapshot.risk_flags}
+        for flag_id in RISK_FLAG_IDS:
+            counts = self.flags[flag_id]
+            expected, got = flag_id in call.flags, flag_id in raised
+            counts.tp += expected and got
+            counts.fp += got and not expected
+            counts.fn += expected and not got
+            if expected != got:
+                evidence = next((f.evidence for f in snapshot.risk_flags if f.id == flag_id), "")
+                kind = "missed" if expected else f"false ({evidence!r})"
+                self.errors.append(f"{call.id}: flag {flag_id} {kind}")
+        self._add_entities(call, snapshot)
+
+    def _add_entities(self, call: LabelledCall, snapshot: Snapshot) -> None:
+        labels = {e.label for e in call.entities} | {e.label for e in snapshot.entities}
+        for label in labels:
+            expected = Counter(normalise_entity(e.text) for e in call.entities if e.label == label)
+            got = Counter(normalise_entity(e.text) for e in snapshot.entities if e.label == label)
+            counts = self.entities.setdefault(label, Counts())
+            matched = sum((expected & got).values())
+            counts.tp += matched
+            counts.fp += sum(got.values()) - matched
+            counts.fn += sum(expected.values()) - matched
+            for text in (expected - got).elements():
+                self.errors.append(f"{call.id}: entity {label} missed {text!r}")
+            for text in (got - expected).elements():
+                self.errors.append(f"{call.id}: entity {label} extra {text!r}")
+
+    def markdown(self) -> str:
+        lines = [
+            f"Calls: {self.calls}. Category top-1 accuracy: **{self.category_accuracy:.3f}**. "
+            f"Priority accuracy: {self.priority_accuracy:.3f}.",
+            "",
+            "| risk flag | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        for name, c in [*self.flags.items(), ("**all flags**", self.flags_total())]:
+            lines.append(f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.tp + c.fn} |")
+        lines += ["", "| category | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for name, c in sorted(self.categories.items()):
+            lines.append(f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.tp + c.fn} |")
+        lines += ["", "| entity | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for name, c in sorted(self.entities.items()):
+            lines.append(f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.tp + c.fn} |")
+        return "\n".join(lines)
+
+
+def evaluate(engine: InsightsEngine, calls: list[LabelledCall]) -> Report:
+    report = Report()
+    for call in calls:
+        report.add(call, analyse(engine, call))
+    return report

@@ -1,0 +1,71 @@
+"""Case category: sentence embeddings against the taxonomy, plus keywords, plus raised risk flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from callstream.nlp.taxonomy import Category
+
+TOP_SENTENCES = 3  # a category's embedding score is its mean over the call's closest sentences
+EMBEDDING_WEIGHT = 4.0
+KEYWORD_WEIGHT = 0.6
+FLAG_WEIGHT = 1.2
+TEMPERATURE = 0.35
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryPrototypes:
+    category: Category
+    vectors: np.ndarray  # description and examples, unit length
+    sub_vectors: dict[str, np.ndarray]
+
+
+def keyword_score(category: Category, texts: list[str]) -> float:
+    """log(1 + distinct keywords seen): repetition of one word is weak evidence."""
+    seen = sum(1 for pattern in category.keyword_patterns if any(pattern.search(t) for t in texts))
+    return float(np.log1p(seen))
+
+
+def embedding_score(vectors: np.ndarray, sentences: np.ndarray) -> float:
+    if len(sentences) == 0:
+        return 0.0
+    best_per_sentence = np.max(sentences @ vectors.T, axis=1)
+    top = np.sort(best_per_sentence)[-TOP_SENTENCES:]
+    return float(np.mean(top))
+
+
+def classify(
+    prototypes: list[CategoryPrototypes],
+    sentence_vectors: np.ndarray,
+    texts: list[str],
+    flag_scores: dict[str, float],
+) -> list[tuple[Category, float]]:
+    """Categories with probabilities (summing to 1), best first."""
+    raw = []
+    for proto in prototypes:
+        category = proto.category
+        flags = sum(flag_scores.get(flag_id, 0.0) for flag_id in category.implied_by)
+        raw.append(
+            EMBEDDING_WEIGHT * embedding_score(proto.vectors, sentence_vectors)
+            + KEYWORD_WEIGHT * keyword_score(category, texts)
+            + FLAG_WEIGHT * min(flags, 1.5)
+        )
+    logits = np.array(raw) / TEMPERATURE
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs)
+    return [(prototypes[i].category, float(probs[i])) for i in order]
+
+
+def subcategory(proto: CategoryPrototypes, sentence_vectors: np.ndarray, flag_scores: dict[str, float]) -> str | None:
+    """The flag-named sub-category when a flag says it (vane.physical_abuse), else the closest one."""
+    by_flag = [(score, f"{proto.category.id}.{flag}") for flag, score in flag_scores.items()]
+    for _, sub_id in sorted(by_flag, reverse=True):
+        if sub_id in proto.sub_vectors:
+            return sub_id
+    if not proto.sub_vectors or len(sentence_vectors) == 0:
+        return None
+    scores = {sub_id: embedding_score(v, sentence_vectors) for sub_id, v in proto.sub_vectors.items()}
+    return max(scores, key=scores.__getitem__)

@@ -1,0 +1,42 @@
+"""Risk flags: patterns for recall, sentence embeddings for what patterns do not foresee."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from callstream.nlp.taxonomy import RiskFlagRule
+
+PATTERN_SCORE = 0.9  # a pattern match is explicit; the score ranks it above embedding-only hits
+
+
+@dataclass(frozen=True, slots=True)
+class RiskHit:
+    flag_id: str
+    score: float
+    evidence: str
+    at_s: float  # call clock, start of the segment
+
+
+class RiskDetector:
+    def __init__(self, rules: list[RiskFlagRule], example_vectors: dict[str, np.ndarray]) -> None:
+        self._rules = rules
+        self._examples = example_vectors  # flag id -> unit vectors of its examples
+
+    def hits(self, sentence: str, vector: np.ndarray, at_s: float) -> list[RiskHit]:
+        found = []
+        for rule in self._rules:
+            if any(p.search(sentence) for p in rule.compiled_excludes):
+                continue
+            score = 0.0
+            if any(p.search(sentence) for p in rule.compiled_patterns):
+                score = PATTERN_SCORE
+            examples = self._examples.get(rule.id)
+            if examples is not None and len(examples):
+                similarity = float(np.max(examples @ vector))
+                if similarity >= rule.similarity:
+                    score = max(score, min(1.0, similarity))
+            if score > 0:
+                found.append(RiskHit(rule.id, round(score, 3), sentence, at_s))
+        return found

@@ -1,0 +1,116 @@
+"""The editable case taxonomy and risk-flag rules (config/taxonomy.toml)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cached_property
+from pathlib import Path
+
+import msgspec
+
+RISK_FLAG_IDS = (
+    "self_harm",
+    "physical_abuse",
+    "sexual_abuse",
+    "neglect",
+    "child_labour",
+    "trafficking",
+    "immediate_danger",
+)
+DEFAULT_PATH = Path(__file__).resolve().parents[3] / "config" / "taxonomy.toml"
+
+
+class TaxonomyError(ValueError):
+    pass
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: str
+    label: str
+    description: str = ""
+    examples: list[str] = []
+
+
+class SubCategory(_Entry):
+    pass
+
+
+class Category(_Entry, dict=True):
+    priority: int = 3
+    keywords: list[str] = []
+    implied_by: list[str] = []
+    sub: list[SubCategory] = []
+
+    @cached_property
+    def keyword_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(rf"\b(?:{k})\b", re.IGNORECASE) for k in self.keywords]
+
+
+class RiskFlagRule(_Entry, dict=True):
+    priority: int = 2
+    similarity: float = 0.65  # cosine to the nearest example at which a sentence raises the flag
+    patterns: list[str] = []
+    exclude: list[str] = []
+
+    @cached_property
+    def compiled_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.patterns]
+
+    @cached_property
+    def compiled_excludes(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.exclude]
+
+
+class Taxonomy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    category: list[Category]
+    flag: list[RiskFlagRule] = []
+
+    @property
+    def categories(self) -> list[Category]:
+        return self.category
+
+    @property
+    def flags(self) -> list[RiskFlagRule]:
+        return self.flag
+
+    def category_by_id(self, category_id: str) -> Category | None:
+        return next((c for c in self.category if c.id == category_id), None)
+
+
+def load(path: Path | None = None) -> Taxonomy:
+    path = path or DEFAULT_PATH
+    try:
+        raw = tomllib.loads(path.read_text())
+        taxonomy = msgspec.convert(raw, Taxonomy)
+    except OSError as exc:
+        raise TaxonomyError(f"cannot read taxonomy {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise TaxonomyError(f"invalid taxonomy {path}: {exc}") from exc
+    _validate(taxonomy, path)
+    return taxonomy
+
+
+def _validate(taxonomy: Taxonomy, path: Path) -> None:
+    ids = [c.id for c in taxonomy.category]
+    if not ids or len(set(ids)) != len(ids):
+        raise TaxonomyError(f"{path}: categories must be present and their ids unique")
+    for flag in taxonomy.flag:
+        if flag.id not in RISK_FLAG_IDS:
+            raise TaxonomyError(f"{path}: unknown risk flag {flag.id!r}; known: {', '.join(RISK_FLAG_IDS)}")
+    for category in taxonomy.category:
+        for flag_id in category.implied_by:
+            if flag_id not in RISK_FLAG_IDS:
+                raise TaxonomyError(f"{path}: category {category.id} implied_by unknown flag {flag_id!r}")
+        if not 1 <= category.priority <= 3:
+            raise TaxonomyError(f"{path}: category {category.id} priority must be 1, 2 or 3")
+        try:
+            category.keyword_patterns  # noqa: B018  (compile now, so a bad pattern fails at load)
+        except re.error as exc:
+            raise TaxonomyError(f"{path}: category {category.id}: bad keyword pattern: {exc}") from exc
+    for flag in taxonomy.flag:
+        try:
+            flag.compiled_patterns  # noqa: B018
+            flag.compiled_excludes  # noqa: B018
+        except re.error as exc:
+            raise TaxonomyError(f"{path}: flag {flag.id}: bad pattern: {exc}") from exc

@@ -1,0 +1,178 @@
+"""Tier 1-2: the NLP stages with the real spaCy and MiniLM models, on hand-made sentences."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from callstream.events import Alert, Insights
+from callstream.nlp import taxonomy
+from callstream.nlp.engine import CallText, InsightsEngine, TranscriptSegment
+from callstream.nlp.service import InsightsService
+from callstream.nlp.text import is_question_to_caller, sentences
+
+
+@pytest.fixture(scope="module")
+def engine() -> InsightsEngine:
+    return InsightsEngine.load()
+
+
+@pytest.fixture(scope="module")
+def masking_engine() -> InsightsEngine:
+    return InsightsEngine.load(mask_labels=frozenset({"PERSON", "PHONE"}))
+
+
+def _segments(*turns: tuple[str, str]) -> list[TranscriptSegment]:
+    return [TranscriptSegment(i * 5.0, i * 5.0 + 4, leg, text, "en") for i, (leg, text) in enumerate(turns)]
+
+
+def _analyse(engine: InsightsEngine, *turns: tuple[str, str]):
+    call = CallText()
+    raised = []
+    for segment in _segments(*turns):
+        raised += engine.add_segment(call, segment)
+    return engine.snapshot(call), raised
+
+
+def test_entities_helplines_record(engine: InsightsEngine) -> None:
+    snapshot, _ = _analyse(
+        engine,
+        ("caller", "My name is Amina and I am 12 years old. We stay in Kawangware near the Total petrol station."),
+        ("caller", "My mum's number is 0712 345 678 and my brother is a 9-year-old at Olympic Primary School."),
+        ("caller", "You can also call zero seven two two, four five six, seven eight nine."),
+    )
+    found = {(e.label, e.text) for e in snapshot.entities}
+    assert {
+        ("PERSON", "Amina"),
+        ("AGE", "12 years old"),
+        ("AGE", "9-year-old"),
+        ("PLACE", "Kawangware"),
+        ("PLACE", "Total petrol station"),
+        ("PHONE", "0712 345 678"),
+        ("PHONE", "zero seven two two, four five six, seven eight nine"),
+        ("SCHOOL", "Olympic Primary School"),
+    } <= found
+    assert snapshot.entities[0].start == 0.0  # times are the segment's, on the call clock
+
+
+def test_explicit_danger_raises_flags_once_with_evidence(engine: InsightsEngine) -> None:
+    snapshot, raised = _analyse(
+        engine,
+        ("caller", "My stepfather beats me with a belt every night."),
+        ("caller", "He beat me again yesterday."),
+        ("caller", "I don't want to be alive anymore."),
+    )
+    assert [f.id for f in raised] == ["physical_abuse", "self_harm"]  # each raised once, in order
+    by_id = {f.id: f for f in snapshot.risk_flags}
+    assert by_id["physical_abuse"].evidence == "My stepfather beats me with a belt every night."
+    assert by_id["physical_abuse"].at == 0.0
+    assert by_id["self_harm"].at == 10.0
+    assert snapshot.priority == 1
+    assert snapshot.categories[0].id == "vane"
+
+
+def test_swahili_statements_raise_flags(engine: InsightsEngine) -> None:
+    _, raised = _analyse(engine, ("caller", "Mimi naitwa Wanjiru, na stepfather yangu ananipiga kila siku."))
+    assert "physical_abuse" in {f.id for f in raised}
+    _, raised = _analyse(engine, ("caller", "Nimechoka, nataka kujiua."))
+    assert "self_harm" in {f.id for f in raised}
+
+
+def test_no_flag_from_agent_questions_or_harmless_words(engine: InsightsEngine) -> None:
+    snapshot, raised = _analyse(
+        engine,
+        ("agent", "Has anyone hurt you or touched you in a way you did not like?"),
+        ("caller", "No, I just wanted to know what services you offer. Is this call free?"),
+        ("caller", "I killed it in my maths exam, by the way."),
+    )
+    assert raised == []
+    assert snapshot.categories[0].id == "information"
+    assert snapshot.priority == 3
+
+
+def test_question_detection() -> None:
+    assert is_question_to_caller("Did he hit you?")
+    assert is_question_to_caller("Okay, and are you safe right now?")
+    assert not is_question_to_caller("He hits me every day.")
+    assert [s for _, s in sentences("He hit me. Then he left! Why?")] == ["He hit me.", "Then he left!", "Why?"]
+
+
+def test_categories_are_a_distribution_best_first(engine: InsightsEngine) -> None:
+    snapshot, _ = _analyse(
+        engine, ("caller", "The father of my children has not paid school fees for two terms and sends no money.")
+    )
+    scores = [c.score for c in snapshot.categories]
+    assert snapshot.categories[0].id == "maintenance_custody"
+    assert scores == sorted(scores, reverse=True)
+    assert abs(sum(scores) - 1) < 0.01
+
+
+def test_summary_is_extractive_and_short(engine: InsightsEngine) -> None:
+    turns = [
+        ("caller", "Hello."),
+        ("caller", "My husband comes home drunk and beats me in front of the children."),
+        ("caller", "Last week he broke my arm and I went to the hospital."),
+        ("caller", "I want to leave him but I have nowhere to go with my three kids."),
+        ("caller", "Okay, thank you."),
+    ]
+    snapshot, _ = _analyse(engine, *turns)
+    assert snapshot.summary
+    assert len(snapshot.summary.split()) <= 70
+    assert all(part.strip() in " ".join(t for _, t in turns) for part in snapshot.summary.split(". ") if part)
+    assert "Hello." not in snapshot.summary
+
+
+def test_masking_replaces_names_and_numbers(masking_engine: InsightsEngine) -> None:
+    snapshot, raised = _analyse(
+        masking_engine, ("caller", "My name is Amina. Baba Otieno beats me. Call me on 0712 345 678.")
+    )
+    assert {e.text for e in snapshot.entities if e.label in ("PERSON", "PHONE")} <= {"[PERSON]", "[PHONE]"}
+    assert "0712" not in snapshot.summary and "Amina" not in snapshot.summary
+    assert masking_engine.mask("My name is Amina, call 0712 345 678.") == "My name is [PERSON], call [PHONE]."
+
+
+def test_taxonomy_errors_name_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "taxonomy.toml"
+    path.write_text('[[category]]\nid = "x"\nlabel = "X"\n[[flag]]\nid = "bogus"\nlabel = "B"\n')
+    with pytest.raises(taxonomy.TaxonomyError, match="unknown risk flag 'bogus'"):
+        taxonomy.load(path)
+    path.write_text('[[category]]\nid = "x"\nlabel = "X"\nkeywords = ["(unclosed"]\n')
+    with pytest.raises(taxonomy.TaxonomyError, match="bad keyword pattern"):
+        taxonomy.load(path)
+    path.write_text('[[category]]\nid = "x"\nlabel = "X"\ncolour = "red"\n')
+    with pytest.raises(taxonomy.TaxonomyError, match="colour"):
+        taxonomy.load(path)
+
+
+async def test_service_alerts_at_once_and_debounces_updates(engine: InsightsEngine) -> None:
+    service = InsightsService(lambda: engine, update_interval_s=0.5, max_pending=100)
+    await service.start()
+    emitted: list[tuple[object, bool]] = []
+    other: list[tuple[object, bool]] = []
+    service.open_call("a", lambda event, persist: emitted.append((event, persist)), lambda: 1.0)
+    service.open_call("b", lambda event, persist: other.append((event, persist)), lambda: 1.0)
+    for segment in _segments(
+        ("caller", "Hello, I need help."),
+        ("caller", "My uncle touches me in my private parts at night."),
+        ("caller", "I am 13 years old."),
+    ):
+        service.add_segment("a", segment)
+    service.add_segment("b", _segments(("caller", "Where is the nearest children's office?"))[0])
+    await asyncio.sleep(1.2)
+    await service.finish_call("a", timeout_s=5)
+    await service.finish_call("b", timeout_s=5)
+    await service.stop()
+
+    alerts = [e for e, _ in emitted if isinstance(e, Alert)]
+    updates = [e for e, _ in emitted if isinstance(e, Insights)]
+    assert [a.flag.id for a in alerts] == ["sexual_abuse"]
+    assert 2 <= len(updates) <= 3  # the first at once, the rest folded into one debounced update, then final
+    assert updates[-1].final and updates[-1].segments == 3
+    assert not any(u.final for u in updates[:-1])
+    assert all(persist for _, persist in emitted)
+    # The other call's insights contain only its own words.
+    other_updates = [e for e, _ in other if isinstance(e, Insights)]
+    assert other_updates and all(e.call_id == "b" for e in other_updates)
+    assert other_updates[-1].risk_flags == [] and "uncle" not in other_updates[-1].summary
