@@ -13,7 +13,7 @@ from callstream import models
 from callstream.events import CategoryScore, EntityMention, RiskFlag
 from callstream.nlp import classify, taxonomy
 from callstream.nlp.embedder import SentenceEmbedder
-from callstream.nlp.entities import Entity, EntityExtractor
+from callstream.nlp.entities import ASKS_AGE, Entity, EntityExtractor
 from callstream.nlp.risk import RiskDetector, RiskHit
 from callstream.nlp.summary import summarise
 from callstream.nlp.text import is_question_to_caller, sentences
@@ -65,6 +65,7 @@ class CallText:
     entities: list[EntityMention] = field(default_factory=list)
     language_seconds: dict[str, float] = field(default_factory=dict)
     translations: list[str] = field(default_factory=list)
+    last_sentence: dict[str, str] = field(default_factory=dict)  # leg -> its latest sentence (context)
     segments: int = 0
 
 
@@ -105,7 +106,8 @@ class InsightsEngine:
         call.language_seconds[segment.language] = (
             call.language_seconds.get(segment.language, 0.0) + segment.end_s - segment.start_s
         )
-        entities = self._extractor.extract(segment.text)
+        asked_age = bool(ASKS_AGE.search(call.last_sentence.get("agent", ""))) and segment.leg != "agent"
+        entities = self._extractor.extract(segment.text, answers_age_question=asked_age)
         call.entities += [self._mention(e, segment) for e in entities]
         units = [s for _, s in sentences(segment.text)]
         if segment.translation:
@@ -117,7 +119,10 @@ class InsightsEngine:
         vectors = self._embedder.embed(units)
         new_flags = []
         for text, vector in zip(units, vectors, strict=True):
-            hits = [] if not self._may_raise(segment.leg, text) else self._risk.hits(text, vector, segment.start_s)
+            before = call.last_sentence.get(segment.leg, "")
+            call.last_sentence[segment.leg] = text
+            may_raise = self._may_raise(segment.leg, text)
+            hits = self._risk.hits(text, vector, segment.start_s, before) if may_raise else []
             for hit in hits:
                 if self._record(call, hit):
                     new_flags.append(call.flags[hit.flag_id])

@@ -24,13 +24,18 @@ class RiskDetector:
         self._rules = rules
         self._examples = example_vectors  # flag id -> unit vectors of its examples
 
-    def hits(self, sentence: str, vector: np.ndarray, at_s: float) -> list[RiskHit]:
+    def hits(self, sentence: str, vector: np.ndarray, at_s: float, before: str = "") -> list[RiskHit]:
+        """Flags this sentence raises; `before` is the same speaker's previous sentence (context)."""
         found = []
+        window = f"{before} {sentence}"
         for rule in self._rules:
             if any(p.search(sentence) for p in rule.compiled_excludes):
                 continue
             score = 0.0
-            if any(p.search(sentence) for p in rule.compiled_patterns):
+            if any(p.search(sentence) for p in rule.compiled_patterns) or any(
+                all(p.search(window) for p in group) and any(p.search(sentence) for p in group)
+                for group in rule.compiled_combinations
+            ):
                 score = PATTERN_SCORE
             examples = self._examples.get(rule.id)
             if examples is not None and len(examples):

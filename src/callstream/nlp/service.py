@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import msgspec
 import structlog
 
 from callstream.events import Alert, Event, Insights
@@ -127,16 +128,14 @@ class InsightsService:
     # --- uploads -------------------------------------------------------------------------
 
     async def analyse(self, segments: list[TranscriptSegment]) -> Snapshot:
-        """Insights for a whole transcript at once (post-call), on the same thread as live calls."""
-
-        def work() -> Snapshot:
-            assert self._engine is not None
-            text = CallText()
-            for segment in segments:
-                self._engine.add_segment(text, segment)
-            return self._engine.snapshot(text)
-
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        """Insights for a whole transcript (post-call) on the same thread as live calls, one segment
+        per hop, so live calls' work interleaves with it instead of waiting for a whole recording."""
+        assert self._engine is not None
+        loop = asyncio.get_running_loop()
+        text = CallText()
+        for segment in segments:
+            await loop.run_in_executor(self._thread, self._engine.add_segment, text, segment)
+        return await loop.run_in_executor(self._thread, self._engine.snapshot, text)
 
     # --- the worker ----------------------------------------------------------------------
 
@@ -224,3 +223,10 @@ def insights_event(call_id: str, snapshot: Snapshot, at_s: float, final: bool) -
         final=final,
         segments=snapshot.segments,
     )
+
+
+def snapshot_dict(snapshot: Snapshot) -> dict[str, object]:
+    """The insights fields as plain JSON values (post-call results use the live event's shape)."""
+    event = insights_event("", snapshot, 0.0, final=True)
+    body = msgspec.to_builtins(event)
+    return {k: v for k, v in body.items() if k not in ("type", "call_id", "seq", "at")}

@@ -51,11 +51,18 @@ class RiskFlagRule(_Entry, dict=True):
     priority: int = 2
     similarity: float = 0.65  # cosine to the nearest example at which a sentence raises the flag
     patterns: list[str] = []
+    # Each entry is a list of patterns that must all match within the sentence and the caller's
+    # sentence before it ("right now" + "beating"), one of them in the sentence itself.
+    combinations: list[list[str]] = []
     exclude: list[str] = []
 
     @cached_property
     def compiled_patterns(self) -> list[re.Pattern[str]]:
         return [re.compile(p, re.IGNORECASE) for p in self.patterns]
+
+    @cached_property
+    def compiled_combinations(self) -> list[list[re.Pattern[str]]]:
+        return [[re.compile(p, re.IGNORECASE) for p in group] for group in self.combinations]
 
     @cached_property
     def compiled_excludes(self) -> list[re.Pattern[str]]:
@@ -111,6 +118,7 @@ def _validate(taxonomy: Taxonomy, path: Path) -> None:
     for flag in taxonomy.flag:
         try:
             flag.compiled_patterns  # noqa: B018
+            flag.compiled_combinations  # noqa: B018
             flag.compiled_excludes  # noqa: B018
         except re.error as exc:
             raise TaxonomyError(f"{path}: flag {flag.id}: bad pattern: {exc}") from exc
