@@ -67,6 +67,36 @@ def _cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from callstream.recordings import AudioDecodeError, decode_audio
+    from callstream.recordings.output import render
+    from callstream.recordings.transcribe import OfflineTranscriber
+
+    try:
+        engine = OfflineTranscriber.load(args.model)
+    except models.ModelError as exc:
+        print(f"callstream: {exc}", file=sys.stderr)
+        return 2
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in args.files:
+        try:
+            audio = decode_audio(path, max_duration_s=args.max_duration_min * 60)
+        except AudioDecodeError as exc:
+            print(f"callstream: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        result = engine.transcribe(audio, language=args.language, translate=args.translate)
+        text = render(args.format, str(path), result)
+        if args.output_dir:
+            suffix = "txt" if args.format == "text" else args.format
+            (args.output_dir / f"{path.stem}.{suffix}").write_text(text)
+        else:
+            sys.stdout.write(text)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callstream", description="Live call transcription for Asterisk.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     player.add_argument("--port", type=int, default=9092)
     player.add_argument("--speed", type=float, default=1.0, help="playback speed; 1.0 is real time")
     player.set_defaults(func=_cmd_play)
+    tr = sub.add_parser("transcribe", help="transcribe recordings offline (no server): VAD, Whisper, timestamps")
+    tr.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio in any common format")
+    tr.add_argument("--model", default="base", help="base, tiny.en, a model directory (default: base)")
+    tr.add_argument("--format", choices=("json", "text", "srt", "vtt"), default="json")
+    tr.add_argument("--language", default=None, help="language code; default: detected per channel")
+    tr.add_argument("--output-dir", type=Path, default=None, help="write FILE.<format> here instead of stdout")
+    tr.add_argument("--translate", action="store_true", help="add an English translation of non-English speech")
+    tr.add_argument("--max-duration-min", type=float, default=240.0, help="longest recording accepted (minutes)")
+    tr.set_defaults(func=_cmd_transcribe)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

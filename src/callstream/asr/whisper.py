@@ -74,9 +74,12 @@ class WhisperTranscriber:
         window: WindowPolicy | None = None,
         tokens_per_second: float = 10.0,
         languages: frozenset[str] = frozenset(),
+        num_workers: int = 1,  # CTranslate2 workers that can run batches side by side (offline path)
     ) -> None:
         self._allowed_languages = languages
-        self._model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        self._model = WhisperModel(
+            model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=num_workers
+        )
         self._ct2: ctranslate2.models.Whisper = self._model.model
         self.device = device
         self._tokenizer = self._model.hf_tokenizer
@@ -189,3 +192,130 @@ class WhisperTranscriber:
             suppress_blank=True,
         )[0]
         return self._decode(output.sequences_ids[0])
+
+
+# --- Whole 30 s windows with Whisper's own timestamps: the post-call (offline) path ---
+
+WINDOW_S = 30.0
+TIMESTAMP_STEP_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class TimedText:
+    start_s: float  # from the start of the window
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    segments: list[TimedText]
+    # Where the decoder stopped: the window's speech is covered up to here. Short of the speech's
+    # end only when it ran out of tokens (dense speech) or looped; the caller decodes the rest again.
+    covered_s: float
+    avg_logprob: float
+
+
+class WindowDecoder:
+    """Offline decoding of whole windows of packed speech, batched, with timestamps.
+
+    Sits beside WhisperTranscriber and shares its model; separate so the live path stays untouched.
+    Call from one thread; CTranslate2 releases the GIL while it encodes and generates.
+    """
+
+    def __init__(self, transcriber: WhisperTranscriber) -> None:
+        self._t = transcriber
+        self._timestamp_begin = transcriber._no_timestamps + 1
+
+    @property
+    def multilingual(self) -> bool:
+        return self._t.multilingual
+
+    @property
+    def allowed_languages(self) -> frozenset[str]:
+        return self._t._allowed_languages
+
+    def features(self, windows: Sequence[np.ndarray]) -> ctranslate2.StorageView:
+        """Each window at most 30 s of 16 kHz audio; zero-padded to 30 s as Whisper was trained."""
+        return self._t._features([AsrRequest(w, language=None) for w in windows], WINDOW_S)
+
+    def encode(self, features: ctranslate2.StorageView) -> ctranslate2.StorageView:
+        return self._t._ct2.encode(features, to_cpu=False)
+
+    def detect_languages(self, encoded: ctranslate2.StorageView) -> list[dict[str, float]]:
+        """Top language candidates per window (features or encoder output), limited to the allowed set."""
+        if not self.multilingual:
+            return [{"en": 1.0} for _ in range(encoded.shape[0])]
+        return [top_candidates(c, self.allowed_languages) for c in self._t._ct2.detect_language(encoded)]
+
+    def generate(
+        self,
+        encoded: ctranslate2.StorageView,
+        languages: Sequence[str],
+        *,
+        speech_s: Sequence[float],
+        task: str = "transcribe",
+        beam_size: int = 1,
+    ) -> PendingWindows:
+        """Features or encoder output in; runs on a free CTranslate2 worker while the caller goes on."""
+        prompts = [self._timed_prompt(language, task) for language in languages]
+        outputs = self._t._ct2.generate(
+            encoded,
+            prompts,
+            asynchronous=True,
+            beam_size=beam_size,
+            max_length=2 * MAX_NEW_TOKENS,  # CTranslate2 yields at most max_length // 2 new tokens
+            return_scores=True,
+            suppress_blank=True,
+        )
+        return PendingWindows(self, outputs, list(speech_s))
+
+    def _timed_prompt(self, language: str, task: str) -> list[int]:
+        if not self.multilingual:
+            return [self._t._sot]
+        return [self._t._sot, self._t._token(f"<|{language}|>"), self._t._task_tokens[task]]
+
+    def _parse(self, tokens: list[int], score: float, speech_s: float) -> WindowResult:
+        segments: list[TimedText] = []
+        text_tokens: list[int] = []
+        start_s = last_s = 0.0
+        for token in tokens:
+            if token >= self._timestamp_begin:
+                time_s = (token - self._timestamp_begin) * TIMESTAMP_STEP_S
+                if text_tokens:
+                    self._add(segments, start_s, time_s, text_tokens)
+                    text_tokens = []
+                    last_s = time_s
+                start_s = time_s
+            elif token < self._t._eot:
+                text_tokens.append(token)
+        if text_tokens and len(tokens) < MAX_NEW_TOKENS:
+            # Whisper ended without a closing timestamp: the text runs to the end of the speech.
+            self._add(segments, start_s, speech_s, text_tokens)
+            last_s = speech_s
+        # Otherwise the window counts as covered up to its last closing timestamp only: Whisper in
+        # timestamp mode often leaves a short last sentence for "the next window", which the caller gives it.
+        if _compression_ratio(" ".join(s.text for s in segments)) > 2.4:
+            return WindowResult([], 0.0, score)  # a loop: the caller retries with a beam
+        return WindowResult(segments, last_s, score)
+
+    def _add(self, segments: list[TimedText], start_s: float, end_s: float, tokens: list[int]) -> None:
+        text = self._t._decode(tokens)
+        if text:
+            segments.append(TimedText(start_s, max(start_s, end_s), text))
+
+
+class PendingWindows:
+    """Windows being decoded by a CTranslate2 worker; result() waits (without the GIL) and parses."""
+
+    def __init__(self, decoder: WindowDecoder, outputs: list, speech_s: list[float]) -> None:
+        self._decoder = decoder
+        self._outputs = outputs
+        self._speech_s = speech_s
+
+    def result(self) -> list[WindowResult]:
+        results = []
+        for pending, audio_s in zip(self._outputs, self._speech_s, strict=True):
+            output = pending.result()
+            results.append(self._decoder._parse(output.sequences_ids[0], output.scores[0], audio_s))
+        return results

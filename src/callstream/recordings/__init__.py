@@ -1,0 +1,5 @@
+"""Post-call analysis of uploaded recordings: decode any audio file, then transcribe it offline."""
+
+from callstream.recordings.decode import AudioDecodeError, DecodedAudio, decode_audio, probe_duration_s
+
+__all__ = ["AudioDecodeError", "DecodedAudio", "decode_audio", "probe_duration_s"]
