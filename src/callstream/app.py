@@ -23,11 +23,15 @@ from callstream.calls.registry import CallRegistry
 from callstream.calls.session import SessionConfig, samples_from_ms
 from callstream.nlp.engine import InsightsEngine
 from callstream.nlp.service import InsightsService
+from callstream.recordings.jobs import RecordingJobs, RecordingRunner
+from callstream.recordings.service import RecordingService
+from callstream.recordings.worker_process import WorkerProcess
 from callstream.settings import AsrSettings, NlpSettings, Settings
 from callstream.store import Store
 from callstream.vad.model import SileroVad
 from callstream.vad.runner import VadRunner
 from callstream.vad.tracker import TrackerConfig
+from callstream.web.recordings import routes as recording_routes
 from callstream.web.routes import PIPELINE, routes
 from callstream.web.websocket import SOCKETS, close_all
 
@@ -137,6 +141,22 @@ def build_insights(nlp: NlpSettings) -> InsightsService:
     )
 
 
+def build_recordings(settings: Settings, store: Store, insights: InsightsService | None) -> RecordingService:
+    asr = settings.asr
+    model_path = models.resolve_whisper(asr.model, Path(asr.cache_dir) if asr.cache_dir else None)
+    device = resolve_device(asr)
+    jobs = RecordingJobs(store)
+    runner = RecordingRunner(
+        jobs,
+        lambda name: WorkerProcess(name, asr, settings.recordings, model_path, device),
+        insights,
+        workers=settings.recordings.workers,
+        translate=settings.recordings.translate and insights is not None,
+        max_attempts=settings.recordings.max_attempts,
+    )
+    return RecordingService(settings.recordings, jobs, runner)
+
+
 class Pipeline:
     """Every long-lived service of the process. Built once, started once, stopped once."""
 
@@ -162,6 +182,9 @@ class Pipeline:
             drain_timeout_s=FINAL_DRAIN_TIMEOUT_S,
             insights=self.insights,
         )
+        self.recordings = (
+            build_recordings(settings, self.store, self.insights) if settings.recordings.workers > 0 else None
+        )
         self.vad = VadRunner(vad_model, self.registry.vad_targets, settings.vad.tick_ms / 1000)
         sock = settings.audiosocket
         self.listeners = [AudioSocketServer(self.registry, sock.host, sock.port, "caller", sock.max_payload_bytes)]
@@ -176,6 +199,8 @@ class Pipeline:
             await self.insights.start()
         self.batcher.start()
         self.vad.start()
+        if self.recordings is not None:
+            await self.recordings.start()
         for listener in self.listeners:
             await listener.start()
 
@@ -193,6 +218,9 @@ class Pipeline:
             await listener.close_connections(HANDLER_EXIT_GRACE_S)
 
     async def stop(self) -> None:
+        if self.recordings is not None:
+            # A running job stays 'running' in the store and is queued again at the next start.
+            await self.recordings.stop(timeout_s=2.0)
         await self.vad.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 2.0)
         if self.insights is not None:
@@ -215,6 +243,7 @@ def build_app(pipeline: Pipeline) -> web.Application:
     app[PIPELINE] = pipeline
     app[SOCKETS] = weakref.WeakSet()
     app.add_routes(routes)
+    app.add_routes(recording_routes)
 
     async def lifetime(app: web.Application):  # type: ignore[no-untyped-def]
         await pipeline.start()

@@ -72,6 +72,23 @@ class NlpSettings(Section):
     max_pending: int = 10_000  # segments and updates waiting for the NLP thread
 
 
+class RecordingSettings(Section):
+    dir: str = "var/recordings"  # uploaded audio, kept until the recording is deleted
+    max_upload_mb: float = 500.0
+    max_duration_s: float = 4 * 3600.0
+    workers: int = 1  # recordings transcribed at once, each in its own process
+    worker_threads: int = 0  # CTranslate2 threads per worker; 0 = one per core
+    worker_nice: int = 19  # workers run at this CPU priority, so live calls always come first
+    beam_size: int = 1
+    translate: bool = True  # also translate non-English speech to English for the insights
+    max_attempts: int = 2  # a job whose worker died this many times is failed, not retried
+    # POST /v1/recording-done fetches recording_url only from these hosts (exact names); empty: disabled.
+    webhook_allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    webhook_timeout_s: float = 120.0
+    spool_dir: str = ""  # when set, finished recordings dropped here are queued (the file name is the call id)
+    spool_poll_s: float = 5.0
+
+
 class StoreSettings(Section):
     path: str = "var/callstream.db"
 
@@ -92,6 +109,7 @@ class Settings(Section):
     asr: AsrSettings = msgspec.field(default_factory=AsrSettings)
     vad: VadSettings = msgspec.field(default_factory=VadSettings)
     nlp: NlpSettings = msgspec.field(default_factory=NlpSettings)
+    recordings: RecordingSettings = msgspec.field(default_factory=RecordingSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     events: EventSettings = msgspec.field(default_factory=EventSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)

@@ -67,6 +67,26 @@ CREATE TABLE IF NOT EXISTS feedback (
     created_at REAL NOT NULL,
     body TEXT NOT NULL  -- rating and corrections, JSON
 );
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,  -- queued, running, done, failed
+    progress REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    call_id TEXT,  -- the live call this recording is of, when known
+    language TEXT,  -- a hint from the uploader
+    channel_legs TEXT NOT NULL,  -- JSON: channel index -> leg
+    source TEXT NOT NULL,  -- upload, webhook, spool
+    filename TEXT,
+    size_bytes INTEGER NOT NULL,
+    audio_path TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    result TEXT  -- JSON, when done
+);
+CREATE INDEX IF NOT EXISTS recordings_by_status ON recordings(status, created_at);
+CREATE INDEX IF NOT EXISTS recordings_by_call ON recordings(call_id, created_at);
 """
 # Columns added after the first release; added to existing databases on open.
 MIGRATIONS = [("segments", "translation", "TEXT")]
@@ -208,6 +228,16 @@ class Store:
                 (time.time(), event.duration, event.reason, event.error, event.call_id),
             )
 
+    async def fetch_all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """A read on the reader connection (WAL: never blocked by the writer)."""
+        assert self._reader is not None
+        async with self._reader.execute(sql, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def fetch_one(self, sql: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
     async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
         assert self._reader is not None
         async with self._reader.execute(
@@ -248,7 +278,20 @@ class Store:
             result["feedback"] = [
                 {"id": r["id"], "created_at": r["created_at"], **json.loads(r["body"])} for r in await cursor.fetchall()
             ]
+        result["post_call"] = await self._post_call(call_id)
         return result
+
+    async def _post_call(self, call_id: str) -> dict[str, Any] | None:
+        """The latest recording uploaded for this call, with its result once done."""
+        row = await self.fetch_one(
+            "SELECT id, status, progress, error, result FROM recordings WHERE call_id = ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            (call_id,),
+        )
+        if row is None:
+            return None
+        row["result"] = json.loads(row["result"]) if row["result"] else None
+        return row
 
     async def add_feedback(self, call_id: str, body: dict[str, Any]) -> int:
         return await self.execute(

@@ -22,6 +22,10 @@ class AudioDecodeError(ValueError):
     """The upload cannot be used; str() is a message for the person who sent it."""
 
 
+class AudioTooLong(AudioDecodeError):
+    """Longer than the configured limit."""
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedAudio:
     channels: list[np.ndarray]  # float32 16 kHz mono per channel
@@ -89,6 +93,35 @@ def probe_duration_s(source: bytes | Path) -> float | None:
         return _header_duration_s(container, container.streams.audio[0])
 
 
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    duration_s: float | None  # as the header claims; None when it does not say
+    channels: int
+    rate_hz: int
+    codec: str
+    container: str
+
+
+PROBE_DECODE_S = 2.0  # decoded at upload time, so a file that is not audio is refused at once
+
+
+def inspect_audio(source: bytes | Path, *, max_duration_s: float, max_channels: int = 2) -> AudioInfo:
+    """Check an upload quickly: a known format with an audio stream that decodes, within the limits.
+    Corruption further into the file is found when the job decodes it (the job then fails with a reason)."""
+    with _open_source(source) as f, _open_container(f) as container:
+        stream = container.streams.audio[0]
+        channels = stream.codec_context.channels
+        if channels > max_channels:
+            raise AudioDecodeError(f"the audio has {channels} channels; at most {max_channels} are supported")
+        claimed_s = _header_duration_s(container, stream)
+        if claimed_s is not None and claimed_s > max_duration_s + DURATION_SLACK_S:
+            raise AudioTooLong(_too_long(max_duration_s, claimed_s))
+        decoded = _decode_stream(container, stream, max_duration_s, stop_after_s=PROBE_DECODE_S)
+        return AudioInfo(
+            claimed_s, decoded.channel_count, decoded.rate_hz, stream.codec_context.name, container.format.name
+        )
+
+
 def decode_audio(source: bytes | Path, *, max_duration_s: float, max_channels: int = 2) -> DecodedAudio:
     with _open_source(source) as f, _open_container(f) as container:
         stream = container.streams.audio[0]
@@ -97,7 +130,7 @@ def decode_audio(source: bytes | Path, *, max_duration_s: float, max_channels: i
             raise AudioDecodeError(f"the audio has {channels} channels; at most {max_channels} are supported")
         claimed_s = _header_duration_s(container, stream)
         if claimed_s is not None and claimed_s > max_duration_s + DURATION_SLACK_S:
-            raise AudioDecodeError(_too_long(max_duration_s, claimed_s))
+            raise AudioTooLong(_too_long(max_duration_s, claimed_s))
         decoded = _decode_stream(container, stream, max_duration_s)
         return DecodedAudio(
             channels=decoded.channels(),
@@ -135,7 +168,7 @@ class _Accumulator:
         frames = interleaved.reshape(-1, self.channel_count)
         self.source_samples += len(frames)
         if self.source_samples > self._limit_samples:
-            raise AudioDecodeError(_too_long(self._max_duration_s, None))
+            raise AudioTooLong(_too_long(self._max_duration_s, None))
         if self._resampler is not None:
             frames = self._resampler.resample_chunk(frames, last=last)
         for ch in range(self.channel_count):
@@ -149,7 +182,10 @@ class _Accumulator:
 
 
 def _decode_stream(
-    container: av.container.InputContainer, stream: av.AudioStream, max_duration_s: float
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    max_duration_s: float,
+    stop_after_s: float | None = None,
 ) -> _Accumulator:
     acc: _Accumulator | None = None
     resampler: av.AudioResampler | None = None
@@ -171,6 +207,8 @@ def _decode_stream(
                 assert resampler is not None
                 for out in resampler.resample(frame):
                     acc.add(out.to_ndarray())
+            if stop_after_s is not None and acc is not None and acc.source_samples >= stop_after_s * acc.rate_hz:
+                return acc
         if resampler is not None and acc is not None:
             for out in resampler.resample(None):
                 acc.add(out.to_ndarray())
