@@ -119,7 +119,8 @@ def test_cli_formats(fmt: str, recording: Path, capsys: pytest.CaptureFixture[st
     reference = f"{_words(FIRST)} {_words(SECOND)}"
     if fmt == "json":
         doc = json.loads(out)
-        assert set(doc) == {"file", "duration_s", "language", "segments"}
+        assert set(doc) == {"file", "duration_s", "language", "segments", "insights"}
+        assert doc["insights"]["categories"] and doc["insights"]["priority"] in (1, 2, 3)
         assert doc["file"] == str(recording) and doc["language"] == "en"
         assert abs(doc["duration_s"] - 13.5) < 0.1
         assert all(set(s) == {"start", "end", "text", "leg"} for s in doc["segments"])

@@ -68,12 +68,14 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from callstream.nlp.engine import InsightsEngine
     from callstream.recordings import AudioDecodeError, decode_audio
     from callstream.recordings.output import render
     from callstream.recordings.transcribe import OfflineTranscriber
 
     try:
         engine = OfflineTranscriber.load(args.model)
+        insights = None if args.no_insights or args.format != "json" else InsightsEngine.load()
     except models.ModelError as exc:
         print(f"callstream: {exc}", file=sys.stderr)
         return 2
@@ -88,13 +90,23 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             failed += 1
             continue
         result = engine.transcribe(audio, language=args.language, translate=args.translate)
-        text = render(args.format, str(path), result)
+        text = render(args.format, str(path), result, _insights(insights, result) if insights else None)
         if args.output_dir:
             suffix = "txt" if args.format == "text" else args.format
             (args.output_dir / f"{path.stem}.{suffix}").write_text(text)
         else:
             sys.stdout.write(text)
     return 1 if failed else 0
+
+
+def _insights(engine, result) -> dict:  # (InsightsEngine, OfflineResult): imported lazily above
+    from callstream.nlp.engine import CallText, TranscriptSegment
+    from callstream.nlp.service import snapshot_dict
+
+    text = CallText()
+    for s in result.segments:
+        engine.add_segment(text, TranscriptSegment(s.start_s, s.end_s, s.leg, s.text, s.language, s.translation))
+    return snapshot_dict(engine.snapshot(text))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--output-dir", type=Path, default=None, help="write FILE.<format> here instead of stdout")
     tr.add_argument("--translate", action="store_true", help="add an English translation of non-English speech")
     tr.add_argument("--max-duration-min", type=float, default=240.0, help="longest recording accepted (minutes)")
+    tr.add_argument("--no-insights", action="store_true", help="JSON without the insights (category, risk flags...)")
     tr.set_defaults(func=_cmd_transcribe)
     args = parser.parse_args(argv)
     try:

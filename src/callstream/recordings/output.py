@@ -10,7 +10,7 @@ from callstream.recordings.transcribe import OfflineResult
 FORMATS = ("json", "text", "srt", "vtt")
 
 
-def result_dict(file: str, result: OfflineResult) -> dict[str, Any]:
+def result_dict(file: str, result: OfflineResult, insights: dict[str, Any] | None = None) -> dict[str, Any]:
     segments = []
     for s in result.segments:
         seg: dict[str, Any] = {"start": s.start_s, "end": s.end_s, "text": s.text, "leg": s.leg}
@@ -24,13 +24,13 @@ def result_dict(file: str, result: OfflineResult) -> dict[str, Any]:
         "duration_s": round(result.duration_s, 3),
         "language": result.language,
         "segments": segments,
-        # A later stage adds "insights" here: what the NLP engine finds in the transcript.
+        "insights": insights,  # the NLP engine's findings, in the live `insights` event's shape
     }
 
 
-def render(fmt: str, file: str, result: OfflineResult) -> str:
+def render(fmt: str, file: str, result: OfflineResult, insights: dict[str, Any] | None = None) -> str:
     if fmt == "json":
-        return json.dumps(result_dict(file, result), ensure_ascii=False, indent=1) + "\n"
+        return json.dumps(result_dict(file, result, insights), ensure_ascii=False, indent=1) + "\n"
     if fmt == "text":
         return "".join(
             f"{_speaker(result, s.leg)}{_with_translation(s.text, s.translation)}\n" for s in result.segments

@@ -90,6 +90,7 @@ def serve(args: argparse.Namespace) -> int:
             )
             body = result_dict(Path(request["path"]).name, result)
             body.pop("file", None)
+            body.pop("insights", None)  # the server adds them, on its NLP thread
             channel.send({"job": job, "result": body})
         except AudioDecodeError as exc:
             channel.send({"job": job, "error": str(exc), "kind": "audio"})
