@@ -3,7 +3,11 @@
 Each call plays English clips from ../shared/data/speech as Asterisk would (UUID, audio 0.5 s later,
 20 ms frames at real pace, silence frames between clips). One WebSocket subscriber on /v1/events
 times every event. Reported per N: latency from the end of each clip to its segment.final, from
-the start of each clip to its first segment.partial, streaming WER, server CPU and peak RSS.
+the start of each clip to its first segment.partial, streaming WER, server CPU and peak RSS, and
+for the insights: from each segment.final to the insights event that first includes it
+(`insights_staleness`, debounce included) and from the newest final an insights event includes to
+that event (`insights_latency`, the NLP's own delay). With --upload FILE, that recording is uploaded
+to POST /v1/recordings again and again while the calls run, to see what post-call work costs them.
 
     python scripts/bench_live.py --model base --calls 1 2 4 8 16 32 --out docs/bench-live.json
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import random
@@ -54,6 +59,8 @@ class PlannedCall:
     messages: list[TimedMessage]
     connected_at: float = 0.0
     worst_late_s: float = 0.0  # how far the player fell behind its schedule
+    final_arrivals: list[float] = field(default_factory=list)  # every segment.final, in order
+    insights: list[tuple[int, float]] = field(default_factory=list)  # (final segments included, received)
 
 
 def free_port() -> int:
@@ -98,6 +105,7 @@ class ServerProcess:
             f"[audiosocket]\nport = {self.audiosocket_port}\nmax_calls = 256\n"
             f"[http]\nport = {self.http_port}\n"
             f'[store]\npath = "{self.dir.name}/bench.db"\n'
+            f'[recordings]\ndir = "{self.dir.name}/recordings"\n'
             f'[log]\nlevel = "{"info" if log_path else "warning"}"\nformat = "json"\n'
             f'[asr]\nmodel = "{model}"\n{extra_config}\n'
         )
@@ -165,8 +173,13 @@ def executor_summary(before: dict[str, float], after: dict[str, float], wall_s: 
 
 def match_event(calls: dict[str, PlannedCall], event: dict, received: float) -> None:
     call = calls.get(event.get("call_id", ""))
+    if call is not None and event["type"] == "insights" and not event["final"]:
+        # Live updates only: the final insights follow the end of the call, not a segment.
+        call.insights.append((event["segments"], received))
     if call is None or event["type"] not in ("segment.final", "segment.partial"):
         return
+    if event["type"] == "segment.final":
+        call.final_arrivals.append(received)
     # The clip this segment overlaps most, on the call clock.
     best = max(call.clips, key=lambda c: min(c.end_s, event["end"]) - max(c.start_s, event["start"]))
     if min(best.end_s, event["end"]) - max(best.start_s, event["start"]) <= 0:
@@ -219,6 +232,29 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
+def insights_timing(calls: list[PlannedCall]) -> dict:
+    latency, staleness, never = [], [], 0
+    for call in calls:
+        finals = call.final_arrivals
+        for included, received in call.insights:
+            if 0 < included <= len(finals):
+                latency.append(received - finals[included - 1])
+        for k, final_at in enumerate(finals, 1):
+            first = next((received for included, received in call.insights if included >= k), None)
+            if first is None:
+                never += 1
+            else:
+                staleness.append(first - final_at)
+    return {
+        "insights_events": sum(len(c.insights) for c in calls),
+        "insights_latency_p50_s": percentile(latency, 50),
+        "insights_latency_p95_s": percentile(latency, 95),
+        "insights_staleness_p50_s": percentile(staleness, 50),
+        "insights_staleness_p95_s": percentile(staleness, 95),
+        "finals_never_in_insights": never,
+    }
+
+
 def summarise(n_calls: int, calls: list[PlannedCall], cpu_s: float, wall_s: float, rss_peak_mb: float) -> dict:
     final_latency, partial_latency, pairs, missed = [], [], [], []
     for call in calls:
@@ -246,11 +282,33 @@ def summarise(n_calls: int, calls: list[PlannedCall], cpu_s: float, wall_s: floa
         "server_cpu_percent": round(100 * cpu_s / wall_s, 1),
         "server_rss_peak_mb": round(rss_peak_mb, 1),
         "player_worst_late_s": round(max(c.worst_late_s for c in calls), 3),
+        **insights_timing(calls),
         "transcripts": [
             {"clip": c.clip.id, "reference": ref, "hypothesis": hyp}
             for c, (ref, hyp) in zip([c for call in calls for c in call.clips], pairs, strict=True)
         ],
     }
+
+
+async def keep_uploading(port: int, recording: Path, stats: dict) -> None:
+    """Upload the recording, wait for its result, repeat: post-call work running beside the calls."""
+    data = recording.read_bytes()
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        while True:
+            started = time.monotonic()
+            async with session.post(
+                "/v1/recordings", data=io.BytesIO(data), headers={"Content-Type": "audio/wav"}
+            ) as r:
+                job_id = (await r.json())["id"]
+            while True:
+                await asyncio.sleep(0.5)
+                async with session.get(f"/v1/recordings/{job_id}") as r:
+                    body = await r.json()
+                if body["status"] in ("done", "failed"):
+                    break
+            stats["uploads_done"] = stats.get("uploads_done", 0) + 1
+            stats["upload_audio_s"] = stats.get("upload_audio_s", 0.0) + (body["result"] or {}).get("duration_s", 0)
+            stats["upload_wall_s"] = stats.get("upload_wall_s", 0.0) + time.monotonic() - started
 
 
 async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespace) -> dict:
@@ -262,6 +320,8 @@ async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespac
     metrics_before = await scrape_metrics(server.http_port)
     cpu_before, started = server.cpu_seconds(), time.monotonic()
     rss_peak = server.rss_mb()
+    upload_stats: dict = {}
+    uploader = asyncio.create_task(keep_uploading(server.http_port, args.upload, upload_stats)) if args.upload else None
     players = asyncio.gather(*(run_call(c, server.audiosocket_port) for c in calls))
     while not players.done():
         rss_peak = max(rss_peak, server.rss_mb())
@@ -273,8 +333,12 @@ async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespac
         print(f"warning: {len(by_id) - len(ended)} calls did not end", file=sys.stderr)
     cpu_s, wall_s = server.cpu_seconds() - cpu_before, time.monotonic() - started
     listener.cancel()
+    if uploader is not None:
+        uploader.cancel()
+        await asyncio.gather(uploader, return_exceptions=True)
     result = summarise(n_calls, calls, cpu_s, wall_s, max(rss_peak, server.rss_mb()))
     result.update(executor_summary(metrics_before, await scrape_metrics(server.http_port), wall_s))
+    result.update(upload_stats)
     return result
 
 
@@ -288,6 +352,7 @@ async def main() -> None:
     parser.add_argument("--config", default="", help="extra TOML lines for the [asr] table")
     parser.add_argument("--offline", action="store_true", help="also decode every played clip whole, offline")
     parser.add_argument("--server-log", type=Path, help="keep the server's info-level JSON log here")
+    parser.add_argument("--upload", type=Path, help="keep uploading this recording while the calls run")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     server = ServerProcess(args.model, args.config.replace("\\n", "\n"), args.server_log)

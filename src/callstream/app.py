@@ -141,7 +141,9 @@ def build_insights(nlp: NlpSettings) -> InsightsService:
     )
 
 
-def build_recordings(settings: Settings, store: Store, insights: InsightsService | None) -> RecordingService:
+def build_recordings(
+    settings: Settings, store: Store, insights: InsightsService | None, batcher: AsrBatcher
+) -> RecordingService:
     asr = settings.asr
     model_path = models.resolve_whisper(asr.model, Path(asr.cache_dir) if asr.cache_dir else None)
     device = resolve_device(asr)
@@ -153,6 +155,7 @@ def build_recordings(settings: Settings, store: Store, insights: InsightsService
         workers=settings.recordings.workers,
         translate=settings.recordings.translate and insights is not None,
         max_attempts=settings.recordings.max_attempts,
+        live_busy=(lambda: batcher.busy) if settings.recordings.yield_to_live else None,
     )
     return RecordingService(settings.recordings, jobs, runner)
 
@@ -183,7 +186,9 @@ class Pipeline:
             insights=self.insights,
         )
         self.recordings = (
-            build_recordings(settings, self.store, self.insights) if settings.recordings.workers > 0 else None
+            build_recordings(settings, self.store, self.insights, self.batcher)
+            if settings.recordings.workers > 0
+            else None
         )
         self.vad = VadRunner(vad_model, self.registry.vad_targets, settings.vad.tick_ms / 1000)
         sock = settings.audiosocket

@@ -79,6 +79,7 @@ class RecordingSettings(Section):
     workers: int = 1  # recordings transcribed at once, each in its own process
     worker_threads: int = 0  # CTranslate2 threads per worker; 0 = one per core
     worker_nice: int = 19  # workers run at this CPU priority, so live calls always come first
+    yield_to_live: bool = True  # pause the workers (SIGSTOP) while the live ASR executor has work
     beam_size: int = 1
     translate: bool = True  # also translate non-English speech to English for the insights
     max_attempts: int = 2  # a job whose worker died this many times is failed, not retried

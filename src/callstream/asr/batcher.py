@@ -72,6 +72,7 @@ class AsrBatcher:
         self._partials: dict[str, AsrJob] = {}  # insertion order = age
         self._condition = threading.Condition()
         self._stopping = False
+        self._decoding = False
         self._thread = threading.Thread(target=self._run, name="asr-batcher", daemon=True)
         self._final_load = LoadMeter()
         self._total_load = LoadMeter()
@@ -179,10 +180,19 @@ class AsrBatcher:
             self.stats.fast_items += job.kind == "final" and quality == "fast"
         return job
 
+    @property
+    def busy(self) -> bool:
+        """Decoding or holding work: post-call jobs pause while this is true (read from the loop)."""
+        return self._decoding or any(self.pending)
+
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
             started = time.monotonic()
-            self._run_batch(batch)
+            self._decoding = True
+            try:
+                self._run_batch(batch)
+            finally:
+                self._decoding = False
             ended = time.monotonic()
             if batch[0].kind == "final":
                 self._final_load.record(started, ended)

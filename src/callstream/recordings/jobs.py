@@ -29,6 +29,8 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_WRITE_EVERY_S = 2.0
 IDLE_POLL_S = 5.0
+YIELD_POLL_S = 0.05  # how often the live executor is checked; a live final waits at most this for the cores
+RESUME_AFTER_IDLE_S = 0.3  # the live executor must be idle this long before post-call work resumes
 LIST_COLUMNS = "id, created_at, status, progress, error, call_id, language, source, filename, size_bytes"
 
 
@@ -154,6 +156,7 @@ class RecordingRunner:
         workers: int,
         translate: bool,
         max_attempts: int,
+        live_busy: Callable[[], bool] | None = None,
     ) -> None:
         self._jobs = jobs
         self._insights = insights
@@ -164,6 +167,9 @@ class RecordingRunner:
         self._claimed: dict[str, WorkerProcess] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._live_busy = live_busy
+        self._paused_since: float | None = None
+        self.paused_s = 0.0
         self.completed = 0
         self.failed = 0
 
@@ -174,6 +180,8 @@ class RecordingRunner:
     async def start(self) -> None:
         await self._jobs.requeue_interrupted()
         self._tasks = [asyncio.create_task(self._loop(w), name=w.name) for w in self._workers]
+        if self._live_busy is not None:
+            self._tasks.append(asyncio.create_task(self._yield_to_live(self._live_busy), name="recordings-yield"))
 
     def wake(self) -> None:
         """A job was queued."""
@@ -194,6 +202,32 @@ class RecordingRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(w.stop(timeout_s) for w in self._workers), return_exceptions=True)
 
+    @property
+    def paused(self) -> bool:
+        return self._paused_since is not None
+
+    async def _yield_to_live(self, live_busy: Callable[[], bool]) -> None:
+        """Uploads always yield to live calls: while the live executor has work, the workers are
+        stopped (SIGSTOP) and they resume once it has been idle for a moment. Sharing the cores
+        slowed live decoding by a third (docs/benchmarks.md); nice alone cannot prevent that."""
+        idle_since: float | None = None
+        while True:
+            await asyncio.sleep(YIELD_POLL_S)
+            now = time.monotonic()
+            if live_busy():
+                idle_since = None
+                if self._paused_since is None and self._claimed:
+                    self._paused_since = now
+                    for worker in self._workers:
+                        worker.pause()
+            elif self._paused_since is not None:
+                idle_since = idle_since or now
+                if now - idle_since >= RESUME_AFTER_IDLE_S:
+                    self.paused_s += now - self._paused_since
+                    self._paused_since = None
+                    for worker in self._workers:
+                        worker.resume()
+
     async def _loop(self, worker: WorkerProcess) -> None:
         while not self._stopping:
             job = await self._jobs.next_queued(set(self._claimed))
@@ -202,6 +236,8 @@ class RecordingRunner:
                 with contextlib.suppress(TimeoutError):  # poll now and then too: jobs queued by a restart
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
                 continue
+            if job["id"] in self._claimed:
+                continue  # another worker's loop took it while this one was reading
             self._claimed[job["id"]] = worker
             try:
                 await self._run(worker, job)

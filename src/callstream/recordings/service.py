@@ -174,8 +174,9 @@ class RecordingService:
         call_id = path.stem if CALL_ID.match(path.stem) else None
 
         async def chunks() -> AsyncIterator[bytes]:
+            loop = asyncio.get_running_loop()
             with path.open("rb") as f:
-                while block := f.read(1 << 20):
+                while block := await loop.run_in_executor(None, f.read, 1 << 20):
                     yield block
 
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -101,6 +102,17 @@ class WorkerProcess:
             raise WorkerDied(f"the transcription worker exited (code {code})")
         return json.loads(line)
 
+    def pause(self) -> None:
+        """SIGSTOP: the kernel stops the worker mid-computation, so a live decode gets every core."""
+        if self.running:
+            assert self._process is not None
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.running:
+            assert self._process is not None
+            self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """Stop the current job now (a deleted recording); the next job starts a fresh worker."""
         if self.running:
@@ -110,6 +122,7 @@ class WorkerProcess:
     async def stop(self, timeout_s: float) -> None:
         if self._process is None or self._process.returncode is not None:
             return
+        self.resume()
         if self._process.stdin is not None:
             self._process.stdin.close()  # the worker's loop ends at EOF
         try:

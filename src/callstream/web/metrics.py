@@ -51,6 +51,15 @@ def render(pipeline: Pipeline) -> str:
             ("callstream_nlp_dropped_total", "counter", "NLP work dropped on a full queue.", nlp.dropped),
             ("callstream_nlp_busy_seconds_total", "counter", "Time the NLP thread spent working.", nlp.busy_s),
         ]
+    if pipeline.recordings is not None:
+        runner = pipeline.recordings.runner
+        samples += [
+            ("callstream_recordings_running", "gauge", "Recordings being analysed.", runner.running_jobs),
+            ("callstream_recordings_paused", "gauge", "1 while uploads yield to live calls.", int(runner.paused)),
+            ("callstream_recordings_paused_seconds_total", "counter", "Time post-call work yielded.", runner.paused_s),
+            ("callstream_recordings_completed_total", "counter", "Recordings analysed.", runner.completed),
+            ("callstream_recordings_failed_total", "counter", "Recordings that failed.", runner.failed),
+        ]
     lines = []
     for name, kind, help_text, value in samples:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
