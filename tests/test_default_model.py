@@ -49,6 +49,13 @@ async def test_base_model_transcribes_english_and_detects_swahili(tmp_path):
             await log.wait_ended(str(call_id))
             finals = log.of(str(call_id), "segment.final")
             assert finals and all(e["language"] == "sw" for e in finals), finals
+            # Swahili finals are translated to English for the NLP, and the insights say the call's language.
+            translated = log.of(str(call_id), "segment.translated")
+            assert translated and all(t["language"] == "sw" and t["text"] for t in translated), translated
+            insights = log.of(str(call_id), "insights")
+            assert insights[-1]["final"] and insights[-1]["language"] == "sw"
+            assert insights[-1]["translation"]
+        assert not log.of(english_id, "segment.translated")
     finally:
         reader.cancel()
         await server.stop()

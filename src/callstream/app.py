@@ -131,13 +131,15 @@ def session_config(settings: Settings) -> SessionConfig:
     )
 
 
-def build_insights(nlp: NlpSettings) -> InsightsService:
+def build_insights(nlp: NlpSettings, batcher: AsrBatcher) -> InsightsService:
     taxonomy_path = Path(nlp.taxonomy) if nlp.taxonomy else None
     masked = frozenset(nlp.mask_pii)
     return InsightsService(
         partial(InsightsEngine.load, taxonomy_path, masked),
         update_interval_s=nlp.update_interval_s,
         max_pending=nlp.max_pending,
+        live_busy=lambda: batcher.busy,
+        max_defer_s=nlp.max_defer_s,
     )
 
 
@@ -175,7 +177,7 @@ class Pipeline:
             max_partial_batch=tuning.max_partial_batch,
             max_pending_finals=settings.asr.max_pending_finals,
         )
-        self.insights = build_insights(settings.nlp) if settings.nlp.enabled else None
+        self.insights = build_insights(settings.nlp, self.batcher) if settings.nlp.enabled else None
         self.registry = CallRegistry(
             session_config(settings),
             self.batcher,

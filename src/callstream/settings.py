@@ -65,7 +65,8 @@ class VadSettings(Section):
 class NlpSettings(Section):
     enabled: bool = True
     taxonomy: str = ""  # categories and risk-flag rules; "" = config/taxonomy.toml shipped with callstream
-    update_interval_s: float = 2.0  # at most one insights update per call this often (alerts are never delayed)
+    update_interval_s: float = 2.0  # at most one insights update per call this often (alerts are not debounced)
+    max_defer_s: float = 0.2  # NLP work waits up to this long while the ASR executor is decoding
     translate: bool = True  # translate non-English speech to English (Whisper) for the NLP; needs a multilingual model
     # Any of "PERSON", "PHONE", "PLACE": replaced by "[LABEL]" in every transcript and insight stored or pushed.
     mask_pii: list[Literal["PERSON", "PHONE", "PLACE"]] = msgspec.field(default_factory=list)

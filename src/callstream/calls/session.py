@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import structlog
 
 from callstream.asr.batcher import AsrBatcher, AsrJob, QueueFull
@@ -306,7 +307,9 @@ class CallSession:
             behind_audio_s=round(self.elapsed_s() - segment.end, 3),
             text=result.text,
         )
-        translation = await self._translate(audio, start, end, result) if self._wants_translation(result) else None
+        translation = None
+        if self._wants_translation(result):
+            translation = await self._translate(audio, start, end, result, job.request.audio)
         if self._insights is not None:
             self._insights.add_segment(
                 self.call_id,
@@ -316,11 +319,12 @@ class CallSession:
     def _wants_translation(self, result: AsrResult) -> bool:
         return self._config.translate and self._insights is not None and result.language != "en"
 
-    async def _translate(self, audio: LegAudio, start: int, end: int, result: AsrResult) -> str | None:
-        """Whisper's own translation of the utterance, for the NLP; the original words stay the transcript."""
-        request = AsrRequest(
-            audio.ring.read(start, end), result.language, self._config.beam_size_final, task="translate"
-        )
+    async def _translate(
+        self, audio: LegAudio, start: int, end: int, result: AsrResult, samples: np.ndarray
+    ) -> str | None:
+        """Whisper's own translation of the utterance, for the NLP; the original words stay the transcript.
+        `samples` are the final's own: the ring may have moved on by the time the final is back."""
+        request = AsrRequest(samples, result.language, self._config.beam_size_final, task="translate")
         job = self._new_job(audio.leg, "final", request)
         try:
             self._batcher.submit(job)

@@ -25,10 +25,20 @@ class CategoryPrototypes:
     sub_vectors: dict[str, np.ndarray]
 
 
-def keyword_score(category: Category, texts: list[str]) -> float:
-    """log(1 + distinct keywords seen): repetition of one word is weak evidence."""
-    seen = sum(1 for pattern in category.keyword_patterns if any(pattern.search(t) for t in texts))
-    return float(np.log1p(seen))
+def keywords_in(categories: list[Category], text: str) -> frozenset[tuple[int, int]]:
+    """(category index, keyword index) of every keyword in one sentence; computed once per sentence."""
+    return frozenset(
+        (ci, ki)
+        for ci, category in enumerate(categories)
+        for ki, pattern in enumerate(category.keyword_patterns)
+        if pattern.search(text)
+    )
+
+
+def keyword_counts(hits: list[frozenset[tuple[int, int]]], categories: int) -> list[int]:
+    """Distinct keywords seen per category over a call's sentences."""
+    seen: set[tuple[int, int]] = set().union(*hits) if hits else set()
+    return [sum(1 for ci, _ in seen if ci == i) for i in range(categories)]
 
 
 def embedding_score(vectors: np.ndarray, sentences: np.ndarray) -> float:
@@ -42,17 +52,18 @@ def embedding_score(vectors: np.ndarray, sentences: np.ndarray) -> float:
 def classify(
     prototypes: list[CategoryPrototypes],
     sentence_vectors: np.ndarray,
-    texts: list[str],
+    keywords: list[int],
     flag_scores: dict[str, float],
 ) -> list[tuple[Category, float]]:
-    """Categories with probabilities (summing to 1), best first."""
+    """Categories with probabilities (summing to 1), best first. `keywords`: distinct keywords seen
+    per category; log(1 + n), because repeating one word is weak evidence."""
     raw = []
-    for proto in prototypes:
+    for proto, seen in zip(prototypes, keywords, strict=True):
         category = proto.category
         flags = sum(flag_scores.get(flag_id, 0.0) for flag_id in category.implied_by)
         raw.append(
             EMBEDDING_WEIGHT * embedding_score(proto.vectors, sentence_vectors)
-            + KEYWORD_WEIGHT * keyword_score(category, texts)
+            + KEYWORD_WEIGHT * float(np.log1p(seen))
             + FLAG_WEIGHT * min(flags, 1.5)
         )
     logits = np.array(raw) / TEMPERATURE

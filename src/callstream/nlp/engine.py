@@ -41,6 +41,7 @@ class _Sentence:
     vector: np.ndarray
     flagged: bool
     entities: int
+    keywords: frozenset[tuple[int, int]]  # (category index, keyword index) found in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,10 @@ class InsightsEngine:
             for hit in hits:
                 if self._record(call, hit):
                     new_flags.append(call.flags[hit.flag_id])
-            call.sentences.append(_Sentence(text, segment.start_s, segment.leg, vector, bool(hits), len(entities)))
+            keywords = classify.keywords_in(self.taxonomy.categories, text)
+            call.sentences.append(
+                _Sentence(text, segment.start_s, segment.leg, vector, bool(hits), len(entities), keywords)
+            )
         return new_flags
 
     def _may_raise(self, leg: str, sentence: str) -> bool:
@@ -151,7 +155,8 @@ class InsightsEngine:
         vectors = np.stack([s.vector for s in caller]) if caller else np.zeros((0, 384), dtype=np.float32)
         texts = [s.text for s in caller]
         flag_scores = {flag_id: flag.score for flag_id, flag in call.flags.items()}
-        ranked = classify.classify(self._prototypes, vectors, texts, flag_scores)
+        keywords = classify.keyword_counts([s.keywords for s in caller], len(self._prototypes))
+        ranked = classify.classify(self._prototypes, vectors, keywords, flag_scores)
         best = ranked[0][0]
         proto = next(p for p in self._prototypes if p.category is best)
         priorities = [best.priority, *(self._flag_priority.get(f, 2) for f in call.flags)]

@@ -44,6 +44,10 @@ class _Work:
     call_id: str
     segment: TranscriptSegment | None = None
     done: asyncio.Future[None] | None = None
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+DEFER_POLL_S = 0.01
 
 
 @dataclass
@@ -57,10 +61,20 @@ class InsightsStats:
 
 class InsightsService:
     def __init__(
-        self, load_engine: Callable[[], InsightsEngine], *, update_interval_s: float, max_pending: int
+        self,
+        load_engine: Callable[[], InsightsEngine],
+        *,
+        update_interval_s: float,
+        max_pending: int,
+        live_busy: Callable[[], bool] | None = None,
+        max_defer_s: float = 0.0,
     ) -> None:
         self._load_engine = load_engine
         self._interval_s = update_interval_s
+        # NLP work waits (up to max_defer_s after it was queued) while the ASR executor decodes: on a
+        # small CPU the two compete for the same cores, and a final's latency matters more.
+        self._live_busy = live_busy
+        self._max_defer_s = max_defer_s
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue(max_pending)
         self._calls: dict[str, _Call] = {}
@@ -149,6 +163,7 @@ class InsightsService:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while (work := await self._queue.get()) is not None:
+            await self._defer_while_live_busy(work)
             call = self._calls.get(work.call_id)
             try:
                 if call is not None:
@@ -158,6 +173,14 @@ class InsightsService:
             finally:
                 if work.done is not None and not work.done.done():
                     work.done.set_result(None)
+
+    async def _defer_while_live_busy(self, work: _Work) -> None:
+        """Only segment analysis (spaCy and MiniLM, ~16 ms) waits; an update is a sub-millisecond sum."""
+        if self._live_busy is None or work.kind != "segment":
+            return
+        deadline = work.queued_at + self._max_defer_s
+        while self._live_busy() and time.monotonic() < deadline:
+            await asyncio.sleep(DEFER_POLL_S)
 
     async def _do(self, loop: asyncio.AbstractEventLoop, work: _Work, call: _Call) -> None:
         assert self._engine is not None
