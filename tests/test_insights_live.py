@@ -27,24 +27,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def insights_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     taxonomy = tmp_path / "taxonomy.toml"
-    taxonomy.write_text(
-        DEFAULT_PATH.read_text().replace(
-            '"\\\\bdomestic violence\\\\b",', '"\\\\bdomestic violence\\\\b", "\\\\bhurt\\\\b",', 1
-        )
-    )
+    text = DEFAULT_PATH.read_text()
+    at = text.index("patterns = [", text.index('id = "physical_abuse"')) + len("patterns = [")
+    taxonomy.write_text(text[:at] + '\n    "\\\\bhurt\\\\b",' + text[at:])  # a user-added pattern
     running = await start_server(
         test_settings(tmp_path, CALLSTREAM_NLP_TAXONOMY=str(taxonomy), CALLSTREAM_NLP_UPDATE_INTERVAL_S="0.5")
     )
     yield running
     await running.stop()
-
-
-@pytest.fixture
-async def client(insights_server: RunningServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{insights_server.http_port}") as session:
-        yield session
 
 
 async def _play_clip(server: RunningServer, clip_id: str) -> str:
@@ -56,11 +48,11 @@ async def _play_clip(server: RunningServer, clip_id: str) -> str:
 
 
 async def test_real_speech_raises_alert_and_insights(
-    insights_server: RunningServer, client: aiohttp.ClientSession
+    server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
     log = EventLog()
-    async with client.ws_connect("/v1/events") as ws:
-        call_id = await _play_clip(insights_server, "en_sb_spk1_snt1")
+    async with http.ws_connect("/v1/events") as ws:
+        call_id = await _play_clip(server, "en_sb_spk1_snt1")
         async for msg in ws:
             event = msg.json()
             log.events.append(event)
@@ -84,15 +76,15 @@ async def test_real_speech_raises_alert_and_insights(
     assert last["language"] == "en"
     assert events[-1]["type"] == "call.ended"  # final insights come before the end of the call
 
-    stored = await (await client.get(f"/v1/calls/{call_id}")).json()
+    stored = await (await http.get(f"/v1/calls/{call_id}")).json()
     assert stored["insights"]["final"] is True
     assert stored["insights"]["categories"][0]["id"] == "vane"
     assert [a["flag"] for a in stored["alerts"]] == ["physical_abuse"]
 
     feedback = {"rating": 4, "category": "vane", "flags": ["physical_abuse"], "comment": "dog, not child"}
-    response = await client.post(f"/v1/calls/{call_id}/feedback", json=feedback)
+    response = await http.post(f"/v1/calls/{call_id}/feedback", json=feedback)
     assert response.status == 201
-    stored = await (await client.get(f"/v1/calls/{call_id}")).json()
+    stored = await (await http.get(f"/v1/calls/{call_id}")).json()
     assert stored["feedback"][0]["rating"] == 4 and stored["feedback"][0]["flags"] == ["physical_abuse"]
 
 
@@ -108,13 +100,13 @@ async def test_real_speech_raises_alert_and_insights(
     ],
 )
 async def test_bad_feedback_is_refused_with_a_reason(
-    client: aiohttp.ClientSession, body: bytes, status: int, message: str
+    http: aiohttp.ClientSession, body: bytes, status: int, message: str
 ) -> None:
-    response = await client.post(f"/v1/calls/{uuid.uuid4()}/feedback", data=body)
+    response = await http.post(f"/v1/calls/{uuid.uuid4()}/feedback", data=body)
     assert response.status == status
     assert message in (await response.json())["error"]
 
 
-async def test_feedback_for_unknown_call_is_404(client: aiohttp.ClientSession) -> None:
-    response = await client.post(f"/v1/calls/{uuid.uuid4()}/feedback", json={"rating": 3})
+async def test_feedback_for_unknown_call_is_404(http: aiohttp.ClientSession) -> None:
+    response = await http.post(f"/v1/calls/{uuid.uuid4()}/feedback", json={"rating": 3})
     assert response.status == 404

@@ -41,7 +41,7 @@ def _reference() -> str:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:  # conftest's `http` talks to this one
     running = await start_server(
         test_settings(
             tmp_path,
@@ -56,12 +56,6 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     (tmp_path / "spool").mkdir()
     yield running
     await running.stop()
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{server.http_port}") as session:
-        yield session
 
 
 async def _wait_done(http: aiohttp.ClientSession, job_id: str, timeout_s: float = 120) -> dict:

@@ -186,6 +186,7 @@ class Pipeline:
             max_calls=settings.audiosocket.max_calls,
             drain_timeout_s=FINAL_DRAIN_TIMEOUT_S,
             insights=self.insights,
+            commit=self.store.put_committed,
         )
         self.recordings = (
             build_recordings(settings, self.store, self.insights, self.batcher)

@@ -49,6 +49,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"base\t{models.resolve_whisper('base')}")
         print(f"tiny.en\t{models.resolve_whisper('tiny.en')}")
         print(f"silero-vad\t{models.silero_vad_path()}")
+        print(f"spacy\t{models.spacy_model_dir()}")
+        print(f"minilm\t{models.verify_minilm()}")
     except models.ModelError as exc:
         print(f"callstream: {exc}", file=sys.stderr)
         return 2

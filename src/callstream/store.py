@@ -96,10 +96,12 @@ WRITE_BATCH = 256
 
 @dataclass
 class Statement:
-    """A write whose caller waits for its commit (an accepted request must survive a crash)."""
+    """A write whose caller waits for its commit (an accepted request must survive a crash):
+    an SQL statement, or an event stored as `put` would store it."""
 
-    sql: str
-    params: tuple[Any, ...]
+    sql: str = ""
+    params: tuple[Any, ...] = ()
+    event: Event | None = None
     done: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -143,6 +145,12 @@ class Store:
         await self._queue.put(statement)
         return await statement.done
 
+    async def put_committed(self, event: Event) -> None:
+        """Store an event and wait for its commit (used before telling subscribers a call ended)."""
+        statement = Statement(event=event)
+        await self._queue.put(statement)
+        await statement.done
+
     def put(self, event: Event) -> None:
         """Queue a record for the writer; never waits. A full queue means the disk stalled: count and log."""
         try:
@@ -171,7 +179,10 @@ class Store:
             row_ids: list[tuple[Statement, int]] = []
             try:
                 for record in records:
-                    if isinstance(record, Statement):
+                    if isinstance(record, Statement) and record.event is not None:
+                        await self._write(record.event)
+                        row_ids.append((record, 0))
+                    elif isinstance(record, Statement):
                         cursor = await self._writer.execute(record.sql, record.params)
                         row_ids.append((record, cursor.lastrowid or 0))
                     else:

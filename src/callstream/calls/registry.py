@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ class CallRegistry:
         max_calls: int,
         drain_timeout_s: float,
         insights: InsightsService | None = None,
+        commit: Callable[[Event], Awaitable[None]] | None = None,
     ) -> None:
         self._config = config
         self._batcher = batcher
@@ -44,6 +45,7 @@ class CallRegistry:
         self._max_calls = max_calls
         self._drain_timeout_s = drain_timeout_s
         self._insights = insights
+        self._commit = commit
         self.sessions: dict[str, CallSession] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 

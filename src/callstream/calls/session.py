@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,6 +56,7 @@ class SessionConfig:
 
 
 LANGUAGE_EVIDENCE_DECAY = 0.7  # per utterance
+COMMIT_TIMEOUT_S = 5.0
 NOISE_MAX_LOGPROB = -1.0
 
 
@@ -70,6 +71,7 @@ class CallSession:
         publish: Callable[[Event], None],
         persist: Callable[[Event], None],
         insights: InsightsService | None = None,
+        commit: Callable[[Event], Awaitable[None]] | None = None,
     ) -> None:
         self.call_id = call_id
         self.started_at = time.time()
@@ -79,6 +81,7 @@ class CallSession:
         self._publish_event = publish
         self._persist = persist
         self._insights = insights
+        self._commit = commit
         self._seq = 0
         self.legs: dict[str, LegAudio] = {}
         self._open_legs: set[str] = set()
@@ -197,9 +200,8 @@ class CallSession:
         if self._insights is not None:
             await self._insights.finish_call(self.call_id, drain_timeout_s)
         duration_s = round(self.elapsed_s(), 3)
-        self._emit(
-            CallEnded(call_id=self.call_id, reason=self._end_reason, duration=duration_s, error=self._error),
-            persist=True,
+        await self._emit_committed(
+            CallEnded(call_id=self.call_id, reason=self._end_reason, duration=duration_s, error=self._error)
         )
         self.log.info(
             "call_summary",
@@ -221,6 +223,19 @@ class CallSession:
         self._publish_event(event)
         if persist or isinstance(event, CallStarted):
             self._persist(event)
+
+    async def _emit_committed(self, event: Event) -> None:
+        """Publish only once stored: a subscriber told the call ended can read all of it back."""
+        if self._commit is None:
+            self._emit(event, persist=True)
+            return
+        self._seq += 1
+        event.seq = self._seq
+        try:
+            await asyncio.wait_for(self._commit(event), COMMIT_TIMEOUT_S)
+        except Exception as exc:  # the disk stalled or failed: still tell subscribers
+            self.log.error("store_commit_failed", type=type(event).__name__, error=repr(exc))
+        self._publish_event(event)
 
     def _new_job(self, leg: str, kind: str, request: AsrRequest) -> AsrJob:
         future: asyncio.Future[AsrResult] = asyncio.get_running_loop().create_future()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import structlog
 
@@ -143,7 +144,9 @@ class InsightsEngine:
             call.flags[hit.flag_id] = flag
             return True
         if hit.score > known.score:
-            known.score = hit.score  # keep the first evidence and time: that is when the flag was raised
+            # A new struct, not a mutation: earlier events still hold the old one. The first
+            # evidence and time are kept: that is when the flag was raised.
+            call.flags[hit.flag_id] = msgspec.structs.replace(known, score=hit.score)
         return False
 
     def _mention(self, entity: Entity, segment: TranscriptSegment) -> EntityMention:

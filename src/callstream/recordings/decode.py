@@ -102,6 +102,19 @@ class AudioInfo:
     container: str
 
 
+def _check_header(
+    container: av.container.InputContainer, stream: av.AudioStream, max_duration_s: float, max_channels: int
+) -> float | None:
+    """Refuse what the header already rules out; returns the duration it claims, if any."""
+    channels = stream.codec_context.channels
+    if channels > max_channels:
+        raise AudioDecodeError(f"the audio has {channels} channels; at most {max_channels} are supported")
+    claimed_s = _header_duration_s(container, stream)
+    if claimed_s is not None and claimed_s > max_duration_s + DURATION_SLACK_S:
+        raise AudioTooLong(_too_long(max_duration_s, claimed_s))
+    return claimed_s
+
+
 PROBE_DECODE_S = 2.0  # decoded at upload time, so a file that is not audio is refused at once
 
 
@@ -110,12 +123,7 @@ def inspect_audio(source: bytes | Path, *, max_duration_s: float, max_channels: 
     Corruption further into the file is found when the job decodes it (the job then fails with a reason)."""
     with _open_source(source) as f, _open_container(f) as container:
         stream = container.streams.audio[0]
-        channels = stream.codec_context.channels
-        if channels > max_channels:
-            raise AudioDecodeError(f"the audio has {channels} channels; at most {max_channels} are supported")
-        claimed_s = _header_duration_s(container, stream)
-        if claimed_s is not None and claimed_s > max_duration_s + DURATION_SLACK_S:
-            raise AudioTooLong(_too_long(max_duration_s, claimed_s))
+        claimed_s = _check_header(container, stream, max_duration_s, max_channels)
         decoded = _decode_stream(container, stream, max_duration_s, stop_after_s=PROBE_DECODE_S)
         return AudioInfo(
             claimed_s, decoded.channel_count, decoded.rate_hz, stream.codec_context.name, container.format.name
@@ -125,12 +133,7 @@ def inspect_audio(source: bytes | Path, *, max_duration_s: float, max_channels: 
 def decode_audio(source: bytes | Path, *, max_duration_s: float, max_channels: int = 2) -> DecodedAudio:
     with _open_source(source) as f, _open_container(f) as container:
         stream = container.streams.audio[0]
-        channels = stream.codec_context.channels
-        if channels > max_channels:
-            raise AudioDecodeError(f"the audio has {channels} channels; at most {max_channels} are supported")
-        claimed_s = _header_duration_s(container, stream)
-        if claimed_s is not None and claimed_s > max_duration_s + DURATION_SLACK_S:
-            raise AudioTooLong(_too_long(max_duration_s, claimed_s))
+        _check_header(container, stream, max_duration_s, max_channels)
         decoded = _decode_stream(container, stream, max_duration_s)
         return DecodedAudio(
             channels=decoded.channels(),

@@ -98,13 +98,13 @@ class RecordingJobs:
             "UPDATE recordings SET progress = ? WHERE id = ? AND status = 'running'", (progress, job_id)
         )
 
-    async def finish(self, job_id: str, result: dict[str, Any]) -> bool:
-        row_id = await self._store.execute(
+    async def finish(self, job_id: str, result: dict[str, Any]) -> None:
+        """Result and status in one transaction: a job is either done with its result or not done."""
+        await self._store.execute(
             "UPDATE recordings SET status = 'done', progress = 1, result = ?, finished_at = ?"
             " WHERE id = ? AND status = 'running'",
             (json.dumps(result, ensure_ascii=False), time.time(), job_id),
         )
-        return row_id is not None
 
     async def fail(self, job_id: str, error: str) -> None:
         await self._store.execute(
