@@ -97,7 +97,9 @@ def plan_calls(n_calls: int, clips_per_call: int, gap_s: float, seed: int) -> li
 
 
 class ServerProcess:
-    def __init__(self, model: str, extra_config: str, log_path: Path | None = None) -> None:
+    def __init__(
+        self, model: str, extra_config: str, log_path: Path | None = None, recordings_config: str = ""
+    ) -> None:
         self.http_port, self.audiosocket_port = free_port(), free_port()
         self.dir = tempfile.TemporaryDirectory()
         config = Path(self.dir.name) / "bench.toml"
@@ -105,7 +107,7 @@ class ServerProcess:
             f"[audiosocket]\nport = {self.audiosocket_port}\nmax_calls = 256\n"
             f"[http]\nport = {self.http_port}\n"
             f'[store]\npath = "{self.dir.name}/bench.db"\n'
-            f'[recordings]\ndir = "{self.dir.name}/recordings"\n'
+            f'[recordings]\ndir = "{self.dir.name}/recordings"\n{recordings_config}\n'
             f'[log]\nlevel = "{"info" if log_path else "warning"}"\nformat = "json"\n'
             f'[asr]\nmodel = "{model}"\n{extra_config}\n'
         )

@@ -28,7 +28,7 @@ from callstream.evaluation.wer import corpus_wer
 
 async def run_layout(model: str, workers: int, threads: int) -> dict:
     calls = [c for c in load_manifest(DEFAULT_ROOT) if c.path_16k.relative_to(DEFAULT_ROOT).parts[0] == "calls"]
-    server = ServerProcess(model, f"\n[recordings]\nworkers = {workers}\nworker_threads = {threads}\n")
+    server = ServerProcess(model, "", recordings_config=f"workers = {workers}\nworker_threads = {threads}")
     try:
         async with aiohttp.ClientSession() as session:
             await server.wait_ready(session)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Score live insights (category, priority, risk flags, entities) on a labelled transcript set.
 
-    scripts/eval_insights.py tests/data/insights_eval.jsonl [--errors] [--out report.md]
+scripts/eval_insights.py tests/data/insights_eval.jsonl [--errors] [--out report.md]
 """
 
 from __future__ import annotations

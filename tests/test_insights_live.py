@@ -47,9 +47,7 @@ async def _play_clip(server: RunningServer, clip_id: str) -> str:
     return str(call_id)
 
 
-async def test_real_speech_raises_alert_and_insights(
-    server: RunningServer, http: aiohttp.ClientSession
-) -> None:
+async def test_real_speech_raises_alert_and_insights(server: RunningServer, http: aiohttp.ClientSession) -> None:
     log = EventLog()
     async with http.ws_connect("/v1/events") as ws:
         call_id = await _play_clip(server, "en_sb_spk1_snt1")
