@@ -216,10 +216,11 @@ class RecordingRunner:
             now = time.monotonic()
             if live_busy():
                 idle_since = None
-                if self._paused_since is None and self._claimed:
-                    self._paused_since = now
+                if self._claimed:
+                    if self._paused_since is None:
+                        self._paused_since = now
                     for worker in self._workers:
-                        worker.pause()
+                        worker.pause()  # also one started since the last pause
             elif self._paused_since is not None:
                 idle_since = idle_since or now
                 if now - idle_since >= RESUME_AFTER_IDLE_S:

@@ -53,12 +53,14 @@ class WorkerProcess:
             str(recordings.worker_nice),
         ]
         self._process: asyncio.subprocess.Process | None = None
+        self.paused = False
 
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
     async def start(self) -> None:
+        self.paused = False
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -104,14 +106,16 @@ class WorkerProcess:
 
     def pause(self) -> None:
         """SIGSTOP: the kernel stops the worker mid-computation, so a live decode gets every core."""
-        if self.running:
+        if self.running and not self.paused:
             assert self._process is not None
             self._process.send_signal(signal.SIGSTOP)
+            self.paused = True
 
     def resume(self) -> None:
-        if self.running:
+        if self.running and self.paused:
             assert self._process is not None
             self._process.send_signal(signal.SIGCONT)
+        self.paused = False
 
     def kill(self) -> None:
         """Stop the current job now (a deleted recording); the next job starts a fresh worker."""
