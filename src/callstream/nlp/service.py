@@ -3,7 +3,8 @@
 Each final segment is analysed once, in order, on the NLP thread. A risk flag raised for the
 first time is pushed at once as an `alert`. The `insights` update is debounced per call: the
 first final after a quiet spell is answered at once, later ones at most every `update_interval_s`.
-Nothing here blocks the event loop, and the ASR thread never waits for it.
+Nothing here blocks the event loop, and the ASR thread never waits for it; the other way round,
+segment analysis waits briefly (`max_defer_s`) while the ASR executor decodes.
 """
 
 from __future__ import annotations
