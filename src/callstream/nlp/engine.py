@@ -13,7 +13,7 @@ import structlog
 from callstream import models
 from callstream.events import CategoryScore, EntityMention, RiskFlag
 from callstream.nlp import classify, taxonomy
-from callstream.nlp.embedder import SentenceEmbedder
+from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.entities import ASKS_AGE, Entity, EntityExtractor
 from callstream.nlp.risk import RiskDetector, RiskHit
 from callstream.nlp.summary import summarise
@@ -155,7 +155,7 @@ class InsightsEngine:
 
     def snapshot(self, call: CallText) -> Snapshot:
         caller = [s for s in call.sentences if s.leg != "agent"] or call.sentences
-        vectors = np.stack([s.vector for s in caller]) if caller else np.zeros((0, 384), dtype=np.float32)
+        vectors = np.stack([s.vector for s in caller]) if caller else np.zeros((0, DIMENSIONS), dtype=np.float32)
         texts = [s.text for s in caller]
         flag_scores = {flag_id: flag.score for flag_id, flag in call.flags.items()}
         keywords = classify.keyword_counts([s.keywords for s in caller], len(self._prototypes))
