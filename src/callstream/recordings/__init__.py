@@ -1,5 +1,5 @@
 """Post-call analysis of uploaded recordings: decode any audio file, then transcribe it offline."""
 
-from callstream.recordings.decode import AudioDecodeError, DecodedAudio, decode_audio, probe_duration_s
+from callstream.recordings.decode import AudioDecodeError, DecodedAudio, decode_audio, inspect_audio
 
-__all__ = ["AudioDecodeError", "DecodedAudio", "decode_audio", "probe_duration_s"]
+__all__ = ["AudioDecodeError", "DecodedAudio", "decode_audio", "inspect_audio"]

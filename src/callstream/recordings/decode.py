@@ -87,12 +87,6 @@ def _header_duration_s(container: av.container.InputContainer, stream: av.AudioS
     return None
 
 
-def probe_duration_s(source: bytes | Path) -> float | None:
-    """The duration the file's header claims, without decoding; None when it does not say."""
-    with _open_source(source) as f, _open_container(f) as container:
-        return _header_duration_s(container, container.streams.audio[0])
-
-
 @dataclass(frozen=True, slots=True)
 class AudioInfo:
     duration_s: float | None  # as the header claims; None when it does not say

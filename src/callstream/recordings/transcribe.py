@@ -7,7 +7,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import ctranslate2
 import numpy as np
@@ -294,7 +293,3 @@ def _best_match(piece, result: WindowResult):
         return min(seg.end_s, piece.end_s) - max(seg.start_s, piece.start_s)
 
     return max(result.segments, key=overlap, default=None)
-
-
-def default_vad() -> SileroVad:
-    return SileroVad(Path(models.silero_vad_path()))
