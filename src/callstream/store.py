@@ -250,45 +250,36 @@ class Store:
         return rows[0] if rows else None
 
     async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
-        assert self._reader is not None
-        async with self._reader.execute(
+        return await self.fetch_all(
             "SELECT call_id, started_at, ended_at, duration_s, end_reason, error,"
             " (SELECT count(*) FROM segments s WHERE s.call_id = c.call_id) AS segments"
             " FROM calls c ORDER BY started_at DESC LIMIT ?",
             (limit,),
-        ) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
+        )
+
+    async def has_call(self, call_id: str) -> bool:
+        return await self.fetch_one("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)) is not None
 
     async def call(self, call_id: str) -> dict[str, Any] | None:
-        assert self._reader is not None
-        async with self._reader.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        result = await self.fetch_one("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+        if result is None:
             return None
-        result = dict(row)
-        async with self._reader.execute(
+        key = (call_id,)
+        result["segments"] = await self.fetch_all(
             "SELECT seq, leg, start_s AS start, end_s AS end, text, language, translation FROM segments"
             " WHERE call_id = ? ORDER BY start_s, seq",
-            (call_id,),
-        ) as cursor:
-            result["segments"] = [dict(r) for r in await cursor.fetchall()]
-        async with self._reader.execute(
-            "SELECT seq, leg, digit, at_s AS at FROM dtmf WHERE call_id = ? ORDER BY seq", (call_id,)
-        ) as cursor:
-            result["dtmf"] = [dict(r) for r in await cursor.fetchall()]
-        async with self._reader.execute("SELECT final, body FROM insights WHERE call_id = ?", (call_id,)) as cursor:
-            row = await cursor.fetchone()
-        result["insights"] = _insights_body(json.loads(row["body"])) if row is not None else None
-        async with self._reader.execute(
-            "SELECT seq, flag, score, evidence, at_s AS at FROM alerts WHERE call_id = ? ORDER BY seq", (call_id,)
-        ) as cursor:
-            result["alerts"] = [dict(r) for r in await cursor.fetchall()]
-        async with self._reader.execute(
-            "SELECT id, created_at, body FROM feedback WHERE call_id = ? ORDER BY id", (call_id,)
-        ) as cursor:
-            result["feedback"] = [
-                {"id": r["id"], "created_at": r["created_at"], **json.loads(r["body"])} for r in await cursor.fetchall()
-            ]
+            key,
+        )
+        result["dtmf"] = await self.fetch_all(
+            "SELECT seq, leg, digit, at_s AS at FROM dtmf WHERE call_id = ? ORDER BY seq", key
+        )
+        insights = await self.fetch_one("SELECT body FROM insights WHERE call_id = ?", key)
+        result["insights"] = _insights_body(json.loads(insights["body"])) if insights is not None else None
+        result["alerts"] = await self.fetch_all(
+            "SELECT seq, flag, score, evidence, at_s AS at FROM alerts WHERE call_id = ? ORDER BY seq", key
+        )
+        feedback = await self.fetch_all("SELECT id, created_at, body FROM feedback WHERE call_id = ? ORDER BY id", key)
+        result["feedback"] = [{"id": r["id"], "created_at": r["created_at"], **json.loads(r["body"])} for r in feedback]
         result["post_call"] = await self._post_call(call_id)
         return result
 

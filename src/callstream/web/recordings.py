@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from callstream.recordings.service import Metadata, Refused, parse_metadata
+from callstream.web.errors import json_error
 
 if TYPE_CHECKING:
     from callstream.app import Pipeline
@@ -23,16 +24,12 @@ MAX_FIELD_BYTES = 1024
 STATUSES = ("queued", "running", "done", "failed")
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _service(request: web.Request) -> RecordingService:
     from callstream.web.routes import PIPELINE
 
     pipeline: Pipeline = request.app[PIPELINE]
     if pipeline.recordings is None:
-        raise web.HTTPServiceUnavailable(text='{"error": "recordings are disabled"}', content_type="application/json")
+        raise json_error(503, "recordings are disabled")
     return pipeline.recordings
 
 
@@ -53,7 +50,7 @@ async def upload(request: web.Request) -> web.Response:
             metadata = parse_metadata(dict(request.query))
             job_id = await service.receive(request.content.iter_chunked(CHUNK_BYTES), metadata, "upload")
     except Refused as exc:
-        return _json_error(exc.status, str(exc))
+        raise json_error(exc.status, str(exc)) from None
     return _accepted(request, job_id)
 
 
@@ -93,14 +90,14 @@ async def recording_done(request: web.Request) -> web.Response:
     try:
         body = msgspec.json.decode(await request.read(), type=RecordingDone)
     except msgspec.DecodeError as exc:
-        return _json_error(400, f"invalid body: {exc}")
+        raise json_error(400, f"invalid body: {exc}") from None
     try:
         fields = {"call_id": body.call_id, "language": body.language or "", "channels": body.channels or ""}
         metadata = parse_metadata({k: v for k, v in fields.items() if v})
         url = _allowed_url(body.recording_url, service.settings.webhook_allowed_hosts)
         job_id = await _fetch(url, metadata, service)
     except Refused as exc:
-        return _json_error(exc.status, str(exc))
+        raise json_error(exc.status, str(exc)) from None
     return _accepted(request, job_id)
 
 
@@ -135,11 +132,11 @@ async def list_recordings(request: web.Request) -> web.Response:
     service = _service(request)
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
-        return _json_error(400, f"status must be one of {', '.join(STATUSES)}")
+        raise json_error(400, f"status must be one of {', '.join(STATUSES)}")
     try:
         limit = min(1000, max(1, int(request.query.get("limit", "100"))))
     except ValueError:
-        return _json_error(400, "limit must be a number")
+        raise json_error(400, "limit must be a number") from None
     return web.json_response({"recordings": await service.jobs.list(limit, status)})
 
 
@@ -147,7 +144,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 async def get_recording(request: web.Request) -> web.Response:
     recording = await _service(request).jobs.get(request.match_info["id"])
     if recording is None:
-        return _json_error(404, f"no recording {request.match_info['id']}")
+        raise json_error(404, f"no recording {request.match_info['id']}")
     return web.Response(text=json.dumps(recording, ensure_ascii=False), content_type="application/json")
 
 
@@ -155,5 +152,5 @@ async def get_recording(request: web.Request) -> web.Response:
 async def delete_recording(request: web.Request) -> web.Response:
     job_id = request.match_info["id"]
     if not await _service(request).delete(job_id):
-        return _json_error(404, f"no recording {job_id}")
+        raise json_error(404, f"no recording {job_id}")
     return web.json_response({"id": job_id, "deleted": True})

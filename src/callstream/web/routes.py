@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -11,6 +10,7 @@ from aiohttp import web
 from callstream.nlp.entities import ENTITY_LABELS
 from callstream.nlp.taxonomy import RISK_FLAG_IDS
 from callstream.web import metrics
+from callstream.web.errors import json_error
 from callstream.web.websocket import stream_events
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ async def get_call(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
     call = await pipeline.store.call(call_id)
     if call is None:
-        raise web.HTTPNotFound(text=f'{{"error": "no call {call_id}"}}', content_type="application/json")
+        raise json_error(404, f"no call {call_id}")
     session = pipeline.registry.get(call_id)
     call["active"] = session is not None
     if session is not None:
@@ -69,7 +69,7 @@ async def get_call(request: web.Request) -> web.Response:
 async def hangup_call(request: web.Request) -> web.Response:
     session = _pipeline(request).registry.get(request.match_info["call_id"])
     if session is None:
-        raise web.HTTPNotFound(text='{"error": "no active call with that id"}', content_type="application/json")
+        raise json_error(404, "no active call with that id")
     session.hangup()
     return web.json_response({"call_id": session.call_id, "status": "hangup sent"}, status=202)
 
@@ -92,26 +92,22 @@ class FeedbackEntity(msgspec.Struct, forbid_unknown_fields=True):
     text: str
 
 
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
-
-
 def _validate_feedback(feedback: Feedback, pipeline: Pipeline) -> None:
     if feedback.rating is not None and not 1 <= feedback.rating <= 5:
-        raise _bad_request("rating must be 1 to 5")
+        raise json_error(400, "rating must be 1 to 5")
     if feedback.priority is not None and not 1 <= feedback.priority <= 3:
-        raise _bad_request("priority must be 1, 2 or 3")
+        raise json_error(400, "priority must be 1, 2 or 3")
     for flag in feedback.flags or []:
         if flag not in RISK_FLAG_IDS:
-            raise _bad_request(f"unknown risk flag {flag!r}; known: {', '.join(RISK_FLAG_IDS)}")
+            raise json_error(400, f"unknown risk flag {flag!r}; known: {', '.join(RISK_FLAG_IDS)}")
     for entity in feedback.entities or []:
         if entity.label not in ENTITY_LABELS:
-            raise _bad_request(f"unknown entity label {entity.label!r}; known: {', '.join(ENTITY_LABELS)}")
+            raise json_error(400, f"unknown entity label {entity.label!r}; known: {', '.join(ENTITY_LABELS)}")
     if feedback.category is not None and pipeline.insights is not None:
         taxonomy = pipeline.insights.taxonomy
         if taxonomy is not None and taxonomy.category_by_id(feedback.category) is None:
             known = ", ".join(c.id for c in taxonomy.categories)
-            raise _bad_request(f"unknown category {feedback.category!r}; known: {known}")
+            raise json_error(400, f"unknown category {feedback.category!r}; known: {known}")
 
 
 @routes.post("/v1/calls/{call_id}/feedback")
@@ -121,10 +117,10 @@ async def call_feedback(request: web.Request) -> web.Response:
     try:
         feedback = msgspec.json.decode(await request.read(), type=Feedback)
     except msgspec.DecodeError as exc:
-        raise _bad_request(f"invalid feedback: {exc}") from None
+        raise json_error(400, f"invalid feedback: {exc}") from None
     _validate_feedback(feedback, pipeline)
-    if await pipeline.store.call(call_id) is None:
-        raise web.HTTPNotFound(text=json.dumps({"error": f"no call {call_id}"}), content_type="application/json")
+    if not await pipeline.store.has_call(call_id):
+        raise json_error(404, f"no call {call_id}")
     body = msgspec.to_builtins(feedback)
     feedback_id = await pipeline.store.add_feedback(call_id, {k: v for k, v in body.items() if v is not None})
     return web.json_response({"id": feedback_id, "call_id": call_id}, status=201)
