@@ -102,13 +102,13 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def _insights(engine, result) -> dict:  # (InsightsEngine, OfflineResult): imported lazily above
-    from callstream.nlp.engine import CallText, TranscriptSegment
+    from callstream.nlp.engine import TranscriptSegment
     from callstream.nlp.service import snapshot_dict
 
-    text = CallText()
-    for s in result.segments:
-        engine.add_segment(text, TranscriptSegment(s.start_s, s.end_s, s.leg, s.text, s.language, s.translation))
-    return snapshot_dict(engine.snapshot(text))
+    segments = [
+        TranscriptSegment(s.start_s, s.end_s, s.leg, s.text, s.language, s.translation) for s in result.segments
+    ]
+    return snapshot_dict(engine.analyse(segments))
 
 
 def main(argv: list[str] | None = None) -> int:

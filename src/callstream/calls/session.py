@@ -217,9 +217,12 @@ class CallSession:
     def _leg_key(self, leg: str) -> str:
         return f"{self.call_id}/{leg}"
 
-    def _emit(self, event: Event, persist: bool = False) -> None:
+    def _sequence(self, event: Event) -> None:
         self._seq += 1
         event.seq = self._seq
+
+    def _emit(self, event: Event, persist: bool = False) -> None:
+        self._sequence(event)
         self._publish_event(event)
         if persist or isinstance(event, CallStarted):
             self._persist(event)
@@ -229,8 +232,7 @@ class CallSession:
         if self._commit is None:
             self._emit(event, persist=True)
             return
-        self._seq += 1
-        event.seq = self._seq
+        self._sequence(event)
         try:
             await asyncio.wait_for(self._commit(event), COMMIT_TIMEOUT_S)
         except Exception as exc:  # the disk stalled or failed: still tell subscribers

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from callstream.nlp.engine import CallText, InsightsEngine, Snapshot, TranscriptSegment
+from callstream.nlp.engine import InsightsEngine, Snapshot, TranscriptSegment
 from callstream.nlp.taxonomy import RISK_FLAG_IDS
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "tests" / "data"
@@ -46,12 +46,11 @@ def load_calls(path: Path) -> list[LabelledCall]:
 
 def analyse(engine: InsightsEngine, call: LabelledCall) -> Snapshot:
     """Feed the turns as final segments, one every few seconds, as the live path would."""
-    state = CallText()
+    segments = []
     for i, turn in enumerate(call.turns):
         start = i * SECONDS_PER_TURN
-        segment = TranscriptSegment(start, start + SECONDS_PER_TURN - 1, turn.leg, turn.text, call.languages[0])
-        engine.add_segment(state, segment)
-    return engine.snapshot(state)
+        segments.append(TranscriptSegment(start, start + SECONDS_PER_TURN - 1, turn.leg, turn.text, call.languages[0]))
+    return engine.analyse(segments)
 
 
 def normalise_entity(text: str) -> str:

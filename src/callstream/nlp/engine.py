@@ -153,6 +153,13 @@ class InsightsEngine:
         text = f"[{entity.label}]" if entity.label in self._mask_labels else entity.text
         return EntityMention(label=entity.label, text=text, start=segment.start_s, end=segment.end_s)
 
+    def analyse(self, segments: list[TranscriptSegment]) -> Snapshot:
+        """A whole transcript at once, in one go (offline use; the server interleaves segments instead)."""
+        call = CallText()
+        for segment in segments:
+            self.add_segment(call, segment)
+        return self.snapshot(call)
+
     def snapshot(self, call: CallText) -> Snapshot:
         caller = [s for s in call.sentences if s.leg != "agent"] or call.sentences
         vectors = np.stack([s.vector for s in caller]) if caller else np.zeros((0, DIMENSIONS), dtype=np.float32)
