@@ -54,3 +54,28 @@ async def test_capture_becomes_ordered_events():
     assert [e.digit for e in published if type(e).__name__ == "Dtmf"] == ["1", "2", "#"]
     assert registry.sessions == {}
     assert {type(e).__name__ for e in persisted} == {"CallStarted", "SegmentFinal", "Dtmf", "CallEnded"}
+
+
+async def test_call_ended_is_published_only_once_committed():
+    published: list = []
+    seen_at_commit: list[bool] = []
+
+    async def commit(event) -> None:
+        await asyncio.sleep(0.05)  # a slow disk
+        seen_at_commit.append(any(type(e).__name__ == "CallEnded" for e in published))
+
+    batcher = AsrBatcher(LengthTranscriber(), max_batch=1, max_partial_batch=1, max_pending_finals=1)
+    registry = CallRegistry(
+        session_config(Settings()),
+        batcher,
+        published.append,
+        lambda _: None,
+        max_calls=1,
+        drain_timeout_s=1,
+        commit=commit,
+    )
+    session, _ = registry.open_leg("call-1", "caller", lambda: None)
+    session.close_leg("caller", "hangup")
+    await session.finish(drain_timeout_s=1)
+    assert seen_at_commit == [False]  # the commit finished before anyone was told
+    assert type(published[-1]).__name__ == "CallEnded"

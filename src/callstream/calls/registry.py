@@ -57,7 +57,9 @@ class CallRegistry:
         if session is None:
             if len(self.sessions) >= self._max_calls:
                 raise Rejected(f"at the limit of {self._max_calls} concurrent calls")
-            session = CallSession(call_id, self._config, self._batcher, self._publish, self._persist, self._insights)
+            session = CallSession(
+                call_id, self._config, self._batcher, self._publish, self._persist, self._insights, self._commit
+            )
             self.sessions[call_id] = session
         elif leg in session.legs:
             raise Rejected(f"call already has a {leg} leg")
