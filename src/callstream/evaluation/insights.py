@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from callstream.nlp.engine import InsightsEngine, Snapshot, TranscriptSegment
-from callstream.nlp.taxonomy import RISK_FLAG_IDS
+from callstream.nlp.taxonomy import RISK_FLAG_IDS, Taxonomy
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "tests" / "data"
 SECONDS_PER_TURN = 6.0
@@ -37,11 +37,47 @@ class LabelledCall(msgspec.Struct, kw_only=True):
     priority: int
     flags: list[str]
     entities: list[LabelledEntity]
+    # For each flag, the caller's words that state it (verbatim parts of caller turns). Only the
+    # training sets carry it; it lets a sentence classifier learn where in a call a flag is said.
+    evidence: dict[str, list[str]] = {}
 
 
 def load_calls(path: Path) -> list[LabelledCall]:
     decoder = msgspec.json.Decoder(LabelledCall)
     return [decoder.decode(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+ENTITY_LABELS = ("PERSON", "AGE", "PLACE", "PHONE", "DATE", "SCHOOL", "ORG")
+CALLER_ROLES = ("child", "parent", "relative", "neighbour", "teacher", "community_worker", "adult_survivor", "other")
+
+
+def check_call(call: LabelledCall, taxonomy: Taxonomy) -> list[str]:
+    """What is wrong with one labelled call: unknown ids, or labels whose words are not in the call."""
+    problems = []
+    category = taxonomy.category_by_id(call.category)
+    if category is None:
+        problems.append(f"unknown category {call.category!r}")
+    elif call.subcategory is not None and call.subcategory not in {s.id for s in category.sub}:
+        problems.append(f"subcategory {call.subcategory!r} is not under {call.category!r}")
+    if call.priority not in (1, 2, 3):
+        problems.append(f"priority {call.priority} is not 1, 2 or 3")
+    if call.caller_role not in CALLER_ROLES:
+        problems.append(f"caller_role {call.caller_role!r} is not one of {CALLER_ROLES}")
+    problems += [f"unknown flag {f!r}" for f in call.flags if f not in RISK_FLAG_IDS]
+    if not call.turns or any(t.leg not in ("agent", "caller") for t in call.turns):
+        problems.append("turns must be non-empty, each with leg 'agent' or 'caller'")
+    text = " ".join(t.text for t in call.turns)
+    for entity in call.entities:
+        if entity.label not in ENTITY_LABELS:
+            problems.append(f"entity label {entity.label!r} is not one of {ENTITY_LABELS}")
+        if entity.text not in text:
+            problems.append(f"entity {entity.label} {entity.text!r} is not in the turns")
+    caller_text = " ".join(t.text for t in call.turns if t.leg == "caller")
+    for flag_id, quotes in call.evidence.items():
+        if flag_id not in call.flags:
+            problems.append(f"evidence for {flag_id!r}, which is not in flags")
+        problems += [f"{flag_id} evidence {q!r} is not in a caller turn" for q in quotes if q not in caller_text]
+    return problems
 
 
 def analyse(engine: InsightsEngine, call: LabelledCall) -> Snapshot:
