@@ -4,7 +4,7 @@
 No recording of a real helpline call is available, so the speech is a real read sentence ("The
 child almost hurt the small dog.") and the taxonomy is the shipped one plus one user-added pattern
 that makes "hurt" physical abuse: this checks the wiring and the editable taxonomy end to end;
-classifier quality is measured on the labelled transcripts (tests/test_insights_eval.py).
+flag and category quality are measured on the labelled transcripts (tests/test_insights_eval.py).
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ async def test_real_speech_raises_alert_and_insights(server: RunningServer, http
     insights = log.of(call_id, "insights")
     assert insights and insights[-1]["final"]
     last = insights[-1]
-    assert last["categories"][0]["id"] == "vane"
+    # One read sentence about a dog says little about the case category; its quality is measured on
+    # the labelled calls. Here: a full ranking, best first, and the same one stored.
+    scores = [c["score"] for c in last["categories"]]
+    assert len(scores) == 7 and scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 0.01
     assert [f["id"] for f in last["risk_flags"]] == ["physical_abuse"]
     assert last["priority"] <= 2
     assert last["language"] == "en"
@@ -76,7 +79,7 @@ async def test_real_speech_raises_alert_and_insights(server: RunningServer, http
 
     stored = await (await http.get(f"/v1/calls/{call_id}")).json()
     assert stored["insights"]["final"] is True
-    assert stored["insights"]["categories"][0]["id"] == "vane"
+    assert stored["insights"]["categories"] == last["categories"]
     assert [a["flag"] for a in stored["alerts"]] == ["physical_abuse"]
 
     feedback = {"rating": 4, "category": "vane", "flags": ["physical_abuse"], "comment": "dog, not child"}

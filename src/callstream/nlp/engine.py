@@ -12,7 +12,7 @@ import structlog
 
 from callstream import models
 from callstream.events import CategoryScore, EntityMention, RiskFlag
-from callstream.nlp import classify, taxonomy
+from callstream.nlp import classify, learned, taxonomy
 from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.entities import ASKS_AGE, Entity, EntityExtractor
 from callstream.nlp.risk import RiskDetector, RiskHit
@@ -68,6 +68,8 @@ class CallText:
     language_seconds: dict[str, float] = field(default_factory=dict)
     translations: list[str] = field(default_factory=list)
     last_sentence: dict[str, str] = field(default_factory=dict)  # leg -> its latest sentence (context)
+    previous_vector: np.ndarray | None = None  # the call's latest sentence, either leg (learned context)
+    learned_scores: learned.CallScores | None = None
     segments: int = 0
 
 
@@ -78,6 +80,7 @@ class InsightsEngine:
         embedder: SentenceEmbedder,
         extractor: EntityExtractor,
         mask_labels: frozenset[str] = frozenset(),
+        model: learned.InsightsModel | None = None,
     ) -> None:
         self.taxonomy = tax
         self._embedder = embedder
@@ -86,14 +89,22 @@ class InsightsEngine:
         self._prototypes = [self._prototype(c) for c in tax.categories]
         self._risk = RiskDetector(tax.flags, {f.id: embedder.embed(f.examples) for f in tax.flags})
         self._flag_priority = {f.id: f.priority for f in tax.flags}
+        self._flag_model, self._category_model = _usable_parts(model, tax)
 
     @classmethod
-    def load(cls, taxonomy_path: Path | None = None, mask_labels: frozenset[str] = frozenset()) -> InsightsEngine:
+    def load(
+        cls,
+        taxonomy_path: Path | None = None,
+        mask_labels: frozenset[str] = frozenset(),
+        model_path: Path | None = learned.MODEL_PATH,
+    ) -> InsightsEngine:
+        """`model_path` None: patterns and embeddings only, as the learned scorers are trained against."""
         import spacy
 
         models.spacy_model_dir()  # a clear install hint when the package is missing
         nlp = spacy.load(models.SPACY_MODEL, exclude=["lemmatizer"])
-        return cls(taxonomy.load(taxonomy_path), SentenceEmbedder(), EntityExtractor(nlp), mask_labels)
+        model = learned.load(model_path) if model_path is not None else None
+        return cls(taxonomy.load(taxonomy_path), SentenceEmbedder(), EntityExtractor(nlp), mask_labels, model)
 
     def _prototype(self, category: taxonomy.Category) -> classify.CategoryPrototypes:
         texts = [category.description, *category.examples]
@@ -119,20 +130,48 @@ class InsightsEngine:
         if not units:
             return []
         vectors = self._embedder.embed(units)
+        scores = self._learned_scores(call)
+        if scores is not None and segment.leg != "agent":
+            scores.add_words(segment.text)
+            if segment.translation:
+                scores.add_words(segment.translation)
         new_flags = []
         for text, vector in zip(units, vectors, strict=True):
             before = call.last_sentence.get(segment.leg, "")
             call.last_sentence[segment.leg] = text
-            may_raise = self._may_raise(segment.leg, text)
-            hits = self._risk.hits(text, vector, segment.start_s, before) if may_raise else []
-            for hit in hits:
-                if self._record(call, hit):
-                    new_flags.append(call.flags[hit.flag_id])
+            context = call.previous_vector if call.previous_vector is not None else np.zeros_like(vector)
+            call.previous_vector = vector
+            hits = []
+            if self._may_raise(segment.leg, text):
+                hits = self._risk.hits(text, vector, segment.start_s, before)
+                if scores is not None:
+                    scores.add_sentence(self._flag_model, text, vector, context, segment.start_s)
+            new_flags += [call.flags[hit.flag_id] for hit in hits if self._record(call, hit)]
             keywords = classify.keywords_in(self.taxonomy.categories, text)
             call.sentences.append(
                 _Sentence(text, segment.start_s, segment.leg, vector, bool(hits), len(entities), keywords)
             )
+        new_flags += [call.flags[hit.flag_id] for hit in self._learned_hits(call) if self._record(call, hit)]
         return new_flags
+
+    def _learned_scores(self, call: CallText) -> learned.CallScores | None:
+        if self._flag_model is None:
+            return None
+        if call.learned_scores is None:
+            call.learned_scores = learned.CallScores.empty(len(self._flag_model.flag_ids))
+        return call.learned_scores
+
+    def _learned_hits(self, call: CallText) -> list[RiskHit]:
+        """Flags whose learned score for the call so far reaches the threshold; the evidence is the
+        sentence that scored highest for the flag."""
+        model, scores = self._flag_model, call.learned_scores
+        if model is None or scores is None:
+            return []
+        hits = []
+        for flag_id, score, best in zip(model.flag_ids, scores.flag_scores(model), scores.best_sentence, strict=True):
+            if score >= model.threshold and best is not None and flag_id in self._flag_priority:
+                hits.append(RiskHit(flag_id, round(float(score), 3), best[0], best[1]))
+        return hits
 
     def _may_raise(self, leg: str, sentence: str) -> bool:
         return leg != "agent" and not is_question_to_caller(sentence)
@@ -165,8 +204,7 @@ class InsightsEngine:
         vectors = np.stack([s.vector for s in caller]) if caller else np.zeros((0, DIMENSIONS), dtype=np.float32)
         texts = [s.text for s in caller]
         flag_scores = {flag_id: flag.score for flag_id, flag in call.flags.items()}
-        keywords = classify.keyword_counts([s.keywords for s in caller], len(self._prototypes))
-        ranked = classify.classify(self._prototypes, vectors, keywords, flag_scores)
+        ranked = self._rank_categories(call, vectors, [s.keywords for s in caller], flag_scores)
         best = ranked[0][0]
         proto = next(p for p in self._prototypes if p.category is best)
         priorities = [best.priority, *(self._flag_priority.get(f, 2) for f in call.flags)]
@@ -184,6 +222,27 @@ class InsightsEngine:
             segments=call.segments,
         )
 
+    def _rank_categories(
+        self,
+        call: CallText,
+        vectors: np.ndarray,
+        keywords: list[frozenset[tuple[int, int]]],
+        flag_scores: dict[str, float],
+    ) -> list[tuple[taxonomy.Category, float]]:
+        model = self._category_model
+        scores = call.learned_scores
+        if model is None or self._flag_model is None or scores is None or not scores.sentences:
+            counts = classify.keyword_counts(keywords, len(self._prototypes))
+            return classify.classify(self._prototypes, vectors, counts, flag_scores)
+        # The category sees every flag the call has raised, a user's pattern included.
+        learned_flags = scores.flag_scores(self._flag_model)
+        for k, flag_id in enumerate(self._flag_model.flag_ids):
+            if flag_id in call.flags:
+                learned_flags[k] = max(learned_flags[k], call.flags[flag_id].score)
+        probs = model.probabilities(scores.mean_vector(), learned_flags, learned.unit_length(scores.ngrams))
+        by_id = {c.id: c for c in self.taxonomy.categories}
+        return [(by_id[model.category_ids[i]], float(probs[i])) for i in np.argsort(-probs)]
+
     @property
     def masking(self) -> bool:
         return bool(self._mask_labels)
@@ -197,3 +256,17 @@ class InsightsEngine:
             if entity.label in self._mask_labels:
                 out = out[: entity.start_char] + f"[{entity.label}]" + out[entity.end_char :]
         return out
+
+
+def _usable_parts(
+    model: learned.InsightsModel | None, tax: taxonomy.Taxonomy
+) -> tuple[learned.FlagModel | None, learned.CategoryModel | None]:
+    """The learned scorers fit the taxonomy they were trained for. An edited taxonomy keeps the flag
+    scorer for the flags it still has; with other category ids, categories fall back to embeddings."""
+    if model is None:
+        return None, None
+    category_model = model.categories
+    if set(category_model.category_ids) != {c.id for c in tax.categories}:
+        log.warning("nlp.learned_categories_unused", reason="taxonomy categories differ from the trained ones")
+        category_model = None
+    return model.flags, category_model

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Train the learned risk-flag and category scorers (src/callstream/nlp/learned.py).
+
+scripts/train_insights.py [--target-recall 0.95] [--report docs/insights-training.md]
+
+Reads the training sets in tests/data (never the held-out ones), cross-validates leaving one set
+out at a time, picks the flag threshold whose out-of-fold recall reaches the target, then trains
+on every training set and writes src/callstream/nlp/data/insights_model.npz. Deterministic: the
+same data gives the same weights. Takes a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from callstream.evaluation import training
+from callstream.evaluation.insights import DATA_DIR, analyse, load_calls
+from callstream.nlp import learned, taxonomy
+from callstream.nlp.embedder import SentenceEmbedder
+from callstream.nlp.engine import InsightsEngine
+from callstream.nlp.taxonomy import RISK_FLAG_IDS
+
+
+def featurise_sets(names: tuple[str, ...], cache: Path | None) -> list[training.CallFeatures]:
+    """Featurising is most of the time; `cache` keeps each set's features, keyed by its content
+    (patterns or code changed: clear the cache)."""
+    embedder = patterns_only = None
+    data = []
+    for name in names:
+        path = DATA_DIR / f"insights_{name}.jsonl"
+        cached = cache / f"{name}-{hashlib.sha1(path.read_bytes()).hexdigest()[:12]}.pkl" if cache else None
+        if cached and cached.exists():
+            data += pickle.loads(cached.read_bytes())
+            continue
+        embedder = embedder or SentenceEmbedder(threads=2)
+        patterns_only = patterns_only or InsightsEngine.load(model_path=None)
+        features = []
+        for call in load_calls(path):
+            f = training.featurise(call, name, embedder)
+            f.rule_flags = frozenset(hit.id for hit in analyse(patterns_only, call).risk_flags)
+            features.append(f)
+        if cached:
+            cached.write_bytes(pickle.dumps(features))
+        data += features
+    return data
+
+
+def report(
+    data: list[training.CallFeatures], cv: training.CrossValidation, threshold: float, category_ids: list[str]
+) -> str:
+    labels = training.call_flag_labels(data).astype(bool)
+    raised = cv.raised(data, threshold)
+    lines = [
+        f"Flag threshold {threshold:.2f} (patterns raise a flag on their own too).",
+        "",
+        "| risk flag | precision | recall | support |",
+        "|---|---|---|---|",
+    ]
+    for k, flag_id in enumerate([*RISK_FLAG_IDS, "**all flags**"]):
+        got, want = (raised[:, k], labels[:, k]) if k < len(RISK_FLAG_IDS) else (raised, labels)
+        tp, raised_n, support = int((got & want).sum()), int(got.sum()), int(want.sum())
+        lines.append(f"| {flag_id} | {tp / max(raised_n, 1):.3f} | {tp / max(support, 1):.3f} | {support} |")
+    lines += [
+        "",
+        "| held-out set | calls | flag recall | flag precision | category accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    sources = np.array(cv.sources)
+    predicted = np.array([category_ids[int(np.argmax(p))] for p in cv.category_probs])
+    truth = np.array([d.call.category for d in data])
+    for name in [*dict.fromkeys(cv.sources), None]:
+        rows = sources == name if name else np.ones(len(data), bool)
+        tp = int((raised[rows] & labels[rows]).sum())
+        lines.append(
+            f"| {name or '**all**'} | {int(rows.sum())} | {tp / labels[rows].sum():.3f} | "
+            f"{tp / max(int(raised[rows].sum()), 1):.3f} | {np.mean(predicted[rows] == truth[rows]):.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target-recall", type=float, default=0.95)
+    parser.add_argument("--out", type=Path, default=learned.MODEL_PATH)
+    parser.add_argument("--report", type=Path, help="write the cross-validation tables here (markdown)")
+    parser.add_argument("--cache", type=Path, help="a folder to keep featurised sets in between runs")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    category_ids = [c.id for c in taxonomy.load().categories]
+    data = featurise_sets(training.TRAINING_SETS, args.cache)
+    print(f"{len(data)} calls featurised in {time.perf_counter() - started:.0f} s", flush=True)
+    hyper = training.Hyper()
+    cv = training.cross_validate(data, category_ids, hyper)
+    threshold = training.threshold_for_recall(data, cv, args.target_recall)
+    text = report(data, cv, threshold, category_ids)
+    print(text, flush=True)
+    trained_on = f"{len(data)} calls: {', '.join(training.TRAINING_SETS)}"
+    training.fit(data, cv, category_ids, hyper, threshold, trained_on).save(args.out)
+    print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
+    if args.report:
+        args.report.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
