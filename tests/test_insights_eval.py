@@ -1,10 +1,11 @@
 """Insights quality on labelled helpline transcripts (tests/data/), scored as docs/insights.md reports.
 
-insights_eval.jsonl is held out: it was written independently and never used for tuning. Its
-floors sit just under the measured numbers, so a change that makes the NLP worse fails here. The
+insights_eval.jsonl and insights_eval2.jsonl are held out: written by annotators who saw none of
+the training sets, never trained or tuned on, and scored once for the numbers in docs/insights.md.
+Their floors sit just under those numbers, so a change that makes the NLP worse fails here. The
 product's targets (flag recall 0.95 at precision 0.8, category accuracy 0.85, entity F1 0.8 for
-ages, places and phone numbers) are not all reached on held-out calls, and docs/insights.md says
-so. The four tuning sets must stay close to what tuning reached on them.
+ages, places and phone numbers) are not all reached on held-out calls, and docs/insights.md says so.
+Two training sets check that the shipped scorers still fit what they were trained on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from callstream.evaluation.insights import Report, evaluate, load_calls
 from callstream.nlp.engine import InsightsEngine
 
 DATA = Path(__file__).parent / "data"
+# Measured 2026-11-21 (docs/insights.md): eval recall 0.982 at precision 0.556, category 0.819;
+# eval2 recall 0.973 at precision 0.559, category 0.850. Training sets: recall 1.0, precision
+# 0.66-0.81, category 1.0.
+TRAIN_RECALL, TRAIN_PRECISION, TRAIN_CATEGORY = 0.97, 0.6, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +33,28 @@ def _report(engine: InsightsEngine, name: str) -> Report:
     return evaluate(engine, load_calls(DATA / name))
 
 
-def test_held_out_set(engine: InsightsEngine) -> None:
-    report = _report(engine, "insights_eval.jsonl")
+@pytest.mark.parametrize(
+    ("name", "recall", "precision", "category", "entity_floors"),
+    [
+        ("insights_eval.jsonl", 0.95, 0.52, 0.78, {"AGE": 0.72, "PLACE": 0.72, "PHONE": 0.9}),
+        ("insights_eval2.jsonl", 0.94, 0.52, 0.81, {"AGE": 0.7, "PLACE": 0.71, "PHONE": 0.92}),
+    ],
+)
+def test_held_out_set(
+    engine: InsightsEngine, name: str, recall: float, precision: float, category: float, entity_floors: dict
+) -> None:
+    report = _report(engine, name)
     assert report.calls >= 60
     flags = report.flags_total()
-    assert flags.recall >= 0.48 and flags.precision >= 0.6, report.markdown()
-    assert report.category_accuracy >= 0.55, report.markdown()
-    for label, floor in (("AGE", 0.72), ("PLACE", 0.72), ("PHONE", 0.9)):
+    assert flags.recall >= recall and flags.precision >= precision, report.markdown()
+    assert report.category_accuracy >= category, report.markdown()
+    for label, floor in entity_floors.items():
         assert report.entities[label].f1 >= floor, (label, report.markdown())
 
 
-def test_tuning_sets(engine: InsightsEngine) -> None:
-    for name in ("insights_dev.jsonl", "insights_tune.jsonl", "insights_tune2.jsonl", "insights_tune3.jsonl"):
+def test_training_sets(engine: InsightsEngine) -> None:
+    for name in ("insights_tune3.jsonl", "insights_train4.jsonl"):
         report = _report(engine, name)
         flags = report.flags_total()
-        assert flags.recall >= 0.82 and flags.precision >= 0.85, (name, report.markdown())
-        assert report.category_accuracy >= 0.62, (name, report.markdown())
+        assert flags.recall >= TRAIN_RECALL and flags.precision >= TRAIN_PRECISION, (name, report.markdown())
+        assert report.category_accuracy >= TRAIN_CATEGORY, (name, report.markdown())
