@@ -109,3 +109,17 @@ def test_labelled_sets_follow_the_labelling_rules() -> None:
     for path in paths:
         for call in load_calls(path):
             assert check_call(call, tax) == [], (path.name, call.id)
+
+
+def test_sentence_a_learned_flag_cites_is_marked_for_the_summary(engine: InsightsEngine) -> None:
+    # A call whose "they go down the pits, they carry the ore" matches no pattern: the learned
+    # scorer raises child_labour on it.
+    call = load_calls(DATA_DIR / "insights_train5.jsonl")[6]
+    state = CallText()
+    raised = []
+    for i, turn in enumerate(call.turns):
+        raised += engine.add_segment(state, TranscriptSegment(i * 6.0, i * 6.0 + 5, turn.leg, turn.text, "en"))
+    assert "child_labour" in {f.id for f in raised}
+    for flag in raised:
+        cited = [s for s in state.sentences if s.text == flag.evidence and s.at_s == flag.at]
+        assert cited and all(s.flagged for s in cited), flag

@@ -151,7 +151,10 @@ class InsightsEngine:
             call.sentences.append(
                 _Sentence(text, segment.start_s, segment.leg, vector, bool(hits), len(entities), keywords)
             )
-        new_flags += [call.flags[hit.flag_id] for hit in self._learned_hits(call) if self._record(call, hit)]
+        for hit in self._learned_hits(call):
+            if self._record(call, hit):
+                new_flags.append(call.flags[hit.flag_id])
+                _mark_flagged(call.sentences, hit)
         return new_flags
 
     def _learned_scores(self, call: CallText) -> learned.CallScores | None:
@@ -256,6 +259,14 @@ class InsightsEngine:
             if entity.label in self._mask_labels:
                 out = out[: entity.start_char] + f"[{entity.label}]" + out[entity.end_char :]
         return out
+
+
+def _mark_flagged(sentences: list[_Sentence], hit: RiskHit) -> None:
+    """The sentence a learned flag cites belongs in the summary, as a pattern's sentence does."""
+    for sentence in reversed(sentences):
+        if sentence.text == hit.evidence and sentence.at_s == hit.at_s:
+            sentence.flagged = True
+            return
 
 
 def _usable_parts(
