@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from callstream.evaluation import training
-from callstream.evaluation.insights import DATA_DIR, analyse, load_calls
+from callstream.evaluation.insights import DATA_DIR, Counts, analyse, load_calls
 from callstream.nlp import learned, taxonomy
 from callstream.nlp.embedder import SentenceEmbedder
 from callstream.nlp.engine import InsightsEngine
@@ -53,6 +53,12 @@ def featurise_sets(names: tuple[str, ...], cache: Path | None) -> list[training.
     return data
 
 
+def _counts(raised: np.ndarray, labelled: np.ndarray) -> Counts:
+    return Counts(
+        tp=int((raised & labelled).sum()), fp=int((raised & ~labelled).sum()), fn=int((~raised & labelled).sum())
+    )
+
+
 def report(
     data: list[training.CallFeatures], cv: training.CrossValidation, threshold: float, category_ids: list[str]
 ) -> str:
@@ -66,8 +72,8 @@ def report(
     ]
     for k, flag_id in enumerate([*RISK_FLAG_IDS, "**all flags**"]):
         got, want = (raised[:, k], labels[:, k]) if k < len(RISK_FLAG_IDS) else (raised, labels)
-        tp, raised_n, support = int((got & want).sum()), int(got.sum()), int(want.sum())
-        lines.append(f"| {flag_id} | {tp / max(raised_n, 1):.3f} | {tp / max(support, 1):.3f} | {support} |")
+        c = _counts(got, want)
+        lines.append(f"| {flag_id} | {c.precision:.3f} | {c.recall:.3f} | {c.tp + c.fn} |")
     lines += [
         "",
         "| held-out set | calls | flag recall | flag precision | category accuracy |",
@@ -78,10 +84,10 @@ def report(
     truth = np.array([d.call.category for d in data])
     for name in [*dict.fromkeys(cv.sources), None]:
         rows = sources == name if name else np.ones(len(data), bool)
-        tp = int((raised[rows] & labels[rows]).sum())
+        c = _counts(raised[rows], labels[rows])
+        accuracy = np.mean(predicted[rows] == truth[rows])
         lines.append(
-            f"| {name or '**all**'} | {int(rows.sum())} | {tp / labels[rows].sum():.3f} | "
-            f"{tp / max(int(raised[rows].sum()), 1):.3f} | {np.mean(predicted[rows] == truth[rows]):.3f} |"
+            f"| {name or '**all**'} | {int(rows.sum())} | {c.recall:.3f} | {c.precision:.3f} | {accuracy:.3f} |"
         )
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ Everything here is plain numpy: full-batch logistic regression with Adam and an 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from callstream.evaluation.insights import LabelledCall
 from callstream.nlp import learned
 from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.taxonomy import RISK_FLAG_IDS
-from callstream.nlp.text import is_question_to_caller, sentences
+from callstream.nlp.text import may_raise_flag, sentences
 
 UNKNOWN = -1.0
 # Each set was written by a different annotator; cross-validation holds out one set at a time, so
@@ -68,7 +69,7 @@ def featurise(call: LabelledCall, source: str, embedder: SentenceEmbedder) -> Ca
     for (t, start, text), vector in zip(units, vectors, strict=True):
         turn = call.turns[t]
         context, previous = previous, vector
-        if turn.leg == "agent" or is_question_to_caller(text):
+        if not may_raise_flag(turn.leg, text):
             continue
         caller_vectors.append(vector)
         turn_of_sentence.append(t)
@@ -92,18 +93,17 @@ def _prefixes(
 ) -> tuple[list[int], np.ndarray, list[dict[int, float]]]:
     counts: dict[int, float] = {}
     ends, means, hashed = [], [], []
-    vector_sum = np.zeros(DIMENSIONS, dtype=np.float32)
+    running_sums = np.cumsum(np.array(caller_vectors, dtype=np.float32).reshape(-1, DIMENSIONS), axis=0)
     for t, turn in enumerate(call.turns):
         if turn.leg != "caller":
             continue
         learned.add_counts(counts, learned.ngram_counts(turn.text))
-        n = sum(1 for s in turn_of_sentence if s <= t)
-        vector_sum = np.sum(caller_vectors[:n], axis=0) if n else vector_sum
+        n = bisect.bisect_right(turn_of_sentence, t)  # caller sentences said up to this turn
         ends.append(n)
-        means.append(vector_sum / max(n, 1))
+        means.append(running_sums[n - 1] / n if n else np.zeros(DIMENSIONS, dtype=np.float32))
         hashed.append(learned.unit_length(counts))
     if not ends:  # a call with no caller turn: one empty prefix
-        ends, means, hashed = [0], [vector_sum], [{}]
+        ends, means, hashed = [0], [np.zeros(DIMENSIONS, dtype=np.float32)], [{}]
     return ends, np.array(means, dtype=np.float32), hashed
 
 
@@ -159,7 +159,7 @@ def fit_logistic(
     neg = ((y == 0) * mask).sum(axis=0)
     weight = mask * np.where(y == 1, 0.5 / np.maximum(pos, 1), 0.5 / np.maximum(neg, 1))
     target = (y == 1).astype(np.float32)
-    return _adam(x, lambda logits: weight * (_sigmoid(logits) - target), y.shape[1], l2, steps, rate)
+    return _adam(x, lambda logits: weight * (learned.sigmoid(logits) - target), y.shape[1], l2, steps, rate)
 
 
 def fit_softmax(
@@ -169,15 +169,7 @@ def fit_softmax(
     onehot = np.eye(n_classes, dtype=np.float32)[classes]
     row_weight = (1.0 / np.maximum(onehot.sum(axis=0), 1))[classes][:, None] / n_classes
 
-    def gradient(logits: np.ndarray) -> np.ndarray:
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return row_weight * (e / e.sum(axis=1, keepdims=True) - onehot)
-
-    return _adam(x, gradient, n_classes, l2, steps, rate)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    return _adam(x, lambda logits: row_weight * (learned.softmax(logits) - onehot), n_classes, l2, steps, rate)
 
 
 def _adam(x: Design, gradient_of_logits, n_out: int, l2: float, steps: int, rate: float):
@@ -236,18 +228,13 @@ def train_sentence_flags(data: Sequence[CallFeatures], hyper: Hyper) -> tuple[np
 
 
 def sentence_probabilities(data: Sequence[CallFeatures], w: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
-    probs = _sigmoid(sentence_design(data).dot(w) + b)
+    probs = learned.sigmoid(sentence_design(data).dot(w) + b)
     bounds = np.cumsum([0] + [len(d.texts) for d in data])
     return [probs[bounds[i] : bounds[i + 1]] for i in range(len(data))]
 
 
 def prefix_design(data: Sequence[CallFeatures]) -> Design:
     return Design(np.concatenate([d.prefix_means for d in data]), [h for d in data for h in d.prefix_hashed])
-
-
-def call_design(data: Sequence[CallFeatures]) -> Design:
-    """Whole calls: the last prefix of each."""
-    return Design(np.stack([d.prefix_means[-1] for d in data]), [d.prefix_hashed[-1] for d in data])
 
 
 def call_flag_labels(data: Sequence[CallFeatures]) -> np.ndarray:
@@ -280,7 +267,7 @@ def live_flag_scores(data: Sequence[CallFeatures], sentence_w, sentence_b, call_
     """(calls, flags): the highest combined score over the prefixes of each call, as the live
     engine computes it after every segment (a raised flag stays raised)."""
     sentence_probs = sentence_probabilities(data, sentence_w, sentence_b)
-    prefix_probs = _sigmoid(prefix_design(data).dot(call_w) + call_b)
+    prefix_probs = learned.sigmoid(prefix_design(data).dot(call_w) + call_b)
     out = np.zeros((len(data), len(RISK_FLAG_IDS)), dtype=np.float32)
     row = 0
     for i, (d, probs) in enumerate(zip(data, sentence_probs, strict=True)):
@@ -309,9 +296,7 @@ def train_categories(
 def category_probabilities(
     data: Sequence[CallFeatures], flag_scores: np.ndarray, w: np.ndarray, b: np.ndarray
 ) -> np.ndarray:
-    logits = category_design(data, flag_scores).dot(w) + b
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return learned.softmax(category_design(data, flag_scores).dot(w) + b)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.entities import ASKS_AGE, Entity, EntityExtractor
 from callstream.nlp.risk import RiskDetector, RiskHit
 from callstream.nlp.summary import summarise
-from callstream.nlp.text import is_question_to_caller, sentences
+from callstream.nlp.text import may_raise_flag, sentences
 
 log = structlog.get_logger(__name__)
 
@@ -142,7 +142,7 @@ class InsightsEngine:
             context = call.previous_vector if call.previous_vector is not None else np.zeros_like(vector)
             call.previous_vector = vector
             hits = []
-            if self._may_raise(segment.leg, text):
+            if may_raise_flag(segment.leg, text):
                 hits = self._risk.hits(text, vector, segment.start_s, before)
                 if scores is not None:
                     scores.add_sentence(self._flag_model, text, vector, context, segment.start_s)
@@ -151,10 +151,11 @@ class InsightsEngine:
             call.sentences.append(
                 _Sentence(text, segment.start_s, segment.leg, vector, bool(hits), len(entities), keywords)
             )
-        for hit in self._learned_hits(call):
-            if self._record(call, hit):
-                new_flags.append(call.flags[hit.flag_id])
-                _mark_flagged(call.sentences, hit)
+        if segment.leg != "agent":  # only the caller's words move the learned scores
+            for hit in self._learned_hits(call):
+                if self._record(call, hit):
+                    new_flags.append(call.flags[hit.flag_id])
+                    _mark_flagged(call.sentences, hit)
         return new_flags
 
     def _learned_scores(self, call: CallText) -> learned.CallScores | None:
@@ -175,9 +176,6 @@ class InsightsEngine:
             if score >= model.threshold and best is not None and flag_id in self._flag_priority:
                 hits.append(RiskHit(flag_id, round(float(score), 3), best[0], best[1]))
         return hits
-
-    def _may_raise(self, leg: str, sentence: str) -> bool:
-        return leg != "agent" and not is_question_to_caller(sentence)
 
     def _record(self, call: CallText, hit: RiskHit) -> bool:
         known = call.flags.get(hit.flag_id)

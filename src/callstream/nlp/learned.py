@@ -56,13 +56,14 @@ def unit_length(counts: dict[int, float]) -> dict[int, float]:
     return {k: v / norm for k, v in counts.items()}
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max())
-    return e / e.sum()
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Over the last axis: one call's logits, or a row per call."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _linear(dense: np.ndarray, hashed: dict[int, float], weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -91,10 +92,10 @@ class FlagModel:
     threshold: float
 
     def sentence_probabilities(self, vector: np.ndarray, context: np.ndarray, hashed: dict[int, float]) -> np.ndarray:
-        return _sigmoid(_linear(np.concatenate([vector, context]), hashed, self.sentence_weights, self.sentence_bias))
+        return sigmoid(_linear(np.concatenate([vector, context]), hashed, self.sentence_weights, self.sentence_bias))
 
     def call_probabilities(self, mean_vector: np.ndarray, hashed: dict[int, float]) -> np.ndarray:
-        return _sigmoid(_linear(mean_vector, hashed, self.call_weights, self.call_bias))
+        return sigmoid(_linear(mean_vector, hashed, self.call_weights, self.call_bias))
 
     @staticmethod
     def combine(sentence_max: np.ndarray, call: np.ndarray) -> np.ndarray:
@@ -112,7 +113,7 @@ class CategoryModel:
     bias: np.ndarray
 
     def probabilities(self, mean_vector: np.ndarray, flag_scores: np.ndarray, hashed: dict[int, float]) -> np.ndarray:
-        return _softmax(_linear(np.concatenate([mean_vector, flag_scores]), hashed, self.weights, self.bias))
+        return softmax(_linear(np.concatenate([mean_vector, flag_scores]), hashed, self.weights, self.bias))
 
 
 @dataclass(frozen=True, slots=True)

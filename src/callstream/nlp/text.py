@@ -30,3 +30,9 @@ _QUESTION_TO_CALLER = re.compile(
 def is_question_to_caller(sentence: str) -> bool:
     """An agent's question ("has anyone hurt you?") mentions danger without stating it."""
     return bool(_QUESTION_TO_CALLER.match(sentence.strip()))
+
+
+def may_raise_flag(leg: str, sentence: str) -> bool:
+    """Only the caller's statements raise risk flags: never the agent, nor a question put to the
+    caller. Live scoring and training both ask this, so they see the same sentences."""
+    return leg != "agent" and not is_question_to_caller(sentence)
