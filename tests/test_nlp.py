@@ -57,6 +57,37 @@ def test_entities_helplines_record(engine: InsightsEngine) -> None:
     assert snapshot.entities[0].start == 0.0  # times are the segment's, on the call clock
 
 
+def test_ages_as_callers_say_them(engine: InsightsEngine) -> None:
+    snapshot, _ = _analyse(
+        engine,
+        ("agent", "How old are the children?"),
+        ("caller", "Twelve, eight and four. The baby, ten months, is sick."),
+        ("caller", "Boys of ten, twelve years carry the bags. Wa kwanza ana miaka kumi na minne na kumi."),
+        ("agent", "Una miaka mingapi?"),
+        ("caller", "Kumi na tano."),
+        ("agent", "Sawa."),
+        # durations, counts and times are not ages
+        ("caller", "He has been away for two years. We are six at home. Rent is three months behind."),
+        ("caller", "It is almost four. Amekuwa hivyo kwa miaka miwili. I'm in form two, sixteen years."),
+    )
+    ages = [e.text for e in snapshot.entities if e.label == "AGE"]
+    assert ages == [
+        "Twelve", "eight", "four", "ten months", "ten", "twelve years", "miaka kumi na minne", "kumi",
+        "Kumi na tano", "sixteen years",
+    ]  # fmt: skip
+
+
+def test_places_named_after_cues_and_in_lists(engine: InsightsEngine) -> None:
+    snapshot, _ = _analyse(
+        engine,
+        ("caller", "Niko Nakuru, Lanet. Mama yake anakaa Kihonda, kijiji cha Nyamongo."),
+        ("caller", "We moved to Riruta Satellite. She works at Machakos Level 5."),
+        ("caller", "Nzuri sana. Amina is in P7, and the car is KDA 418M."),
+    )
+    places = [e.text for e in snapshot.entities if e.label == "PLACE"]
+    assert places == ["Nakuru", "Lanet", "Kihonda", "Nyamongo", "Riruta Satellite", "Machakos Level 5"]
+
+
 def test_explicit_danger_raises_flags_once_with_evidence(engine: InsightsEngine) -> None:
     snapshot, raised = _analyse(
         engine,

@@ -1,8 +1,9 @@
 """Entities helplines record: spaCy's NER plus rules for what it misses in spoken text.
 
 spaCy's small English model reads "0712 345 678" and "12 years old" as DATE and most East
-African names as places, so phone numbers, ages and schools come from rules, and spaCy's
-labels are only trusted where the rules say nothing.
+African names and sentence-initial Swahili words as places, so phone numbers, ages, schools
+and most places come from rules and a gazetteer (data/places.txt). spaCy's labels are only
+trusted where the rules say nothing, and its places only after a word like "in" or "niko".
 """
 
 from __future__ import annotations
@@ -18,34 +19,77 @@ _TEENS = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen
 _TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
 _NUMBER_WORD = rf"(?:(?:{_TENS})(?:[- ](?:{_UNITS}))?|{_TEENS}|{_UNITS})"
 _AGE_NUMBER = rf"(?:\d{{1,2}}|{_NUMBER_WORD})"
-_SW_UNITS = "moja|mbili|tatu|nne|tano|sita|saba|nane|tisa"
-_SW_NUMBER = rf"(?:kumi(?: na (?:{_SW_UNITS}))?|ishirini(?: na (?:{_SW_UNITS}))?|{_SW_UNITS}|\d{{1,2}})"
+# Swahili numerals, with the forms that agree with "miaka" (years): "miaka miwili", "miaka kumi na minne".
+_SW_UNITS = "mmoja|moja|mbili|miwili|tatu|mitatu|nne|minne|tano|mitano|sita|saba|nane|minane|tisa"
+_SW_TENS = "kumi|ishirini|thelathini|arobaini|hamsini|sitini|sabini|themanini|tisini"
+_SW_NUMBER = rf"(?:(?:{_SW_TENS})(?: na (?:{_SW_UNITS}))?|{_SW_UNITS})(?: na nusu)?"
+_ANY_NUMBER = rf"(?:{_AGE_NUMBER}|{_SW_NUMBER})"
+_SW_AGE_UNIT = r"(?:miaka|mwaka|miezi|mwezi)"
 
 _YEARS = (  # "years", "years old", "year and three months", "and a half years"
     rf"(?:\s+(?:and\s+(?:a\s+half|{_AGE_NUMBER}\s+months?)\s+)?(?:years?|yrs?|months?)(?:[- ]old)?"
-    rf"(?:\s+and\s+{_AGE_NUMBER}\s+months?)?)"
+    rf"(?:\s+and\s+(?:a\s+half|{_AGE_NUMBER}\s+months?))?|\s+and\s+a\s+half)"
 )
+_YEARS_OPT = rf"(?:{_YEARS})?+"  # possessive: "three months behind" must not fall back to a bare "three"
+# Words after a number that make it a time, a sum or a count rather than an age.
+_NOT_AN_AGE = (
+    r"(?!\s*(?:o'clock|am\b|pm\b|:|%|percent|shillings|bob|minutes|hours|km|kilomet|times|of\b|people|"
+    r"children|kids|days|weeks|years? (?:ago|since|now)|months? (?:ago|since|now)|in the|wives|cows|goats|plots|"
+    r"rooms|classes|grade|ago\b|since\b|pregnant|more\b|other\b|is\b|was\b|hundred|thousand|million|famil|"
+    r"houses?\b|behind|at a time|time\b|iliyopita|zilizopita|sasa\b|tu\b|watoto|siku))"
+)
+_HEDGE = r"(?:(?:only|just|maybe|about|around|like|almost|nearly|now|i think|i'd say|kama|karibu)\s+)*"
 AGE_PATTERNS = [
     re.compile(rf"\b{_AGE_NUMBER}[- ](?:years?|yrs?|months?)[- ]old\b", re.IGNORECASE),
     re.compile(rf"\b{_AGE_NUMBER}[- ]year[- ]old\b", re.IGNORECASE),
     re.compile(rf"\baged? (?:of )?{_AGE_NUMBER}\b", re.IGNORECASE),
-    re.compile(rf"\bmiaka {_SW_NUMBER}(?: (?:mpaka|hadi|au) {_SW_NUMBER})?\b", re.IGNORECASE),
-    re.compile(rf"\b{_AGE_NUMBER} (?:to|or|and|-) {_AGE_NUMBER}{_YEARS}", re.IGNORECASE),
+    # "miaka kumi" is an age, "kwa miaka miwili" (for two years) and "miaka miwili sasa" (two years now) are not.
+    re.compile(
+        rf"(?<!kwa )(?<!tangu )(?<!hata )\b{_SW_AGE_UNIT} (?:kama )?(?:{_SW_NUMBER}|\d{{1,2}})\b{_NOT_AN_AGE}", re.I
+    ),
 ]
-# "she is nine", "the boy is seven", "I'm 14", "maybe ten": a bare number after a copula, not a time or a sum.
-_NOT_AN_AGE = (
-    r"(?!\s*(?:o'clock|am\b|pm\b|:|%|percent|shillings|bob|minutes|hours|km|kilomet|times|of\b|people|children|kids|"
-    r"days|weeks|years? (?:ago|since)|months? (?:ago|since)|in the|kids|wives|cows|goats|plots|rooms|classes|grade))"
+# A bare number where the sentence says it is someone's age:
+# "she is nine", "I'm 14", "ana kumi na tano" (she has fifteen), "boys of ten", "Mwaura, fourteen, form one".
+_PERSON_NOUN = (
+    r"(?:boys?|girls?|child(?:ren)?|kids?|bab(?:y|ies)|sons?|daughters?|sisters?|brothers?|niece|nephew|"
+    r"grand(?:child|son|daughter)|twins|man|woman|men|women|adult|pupils?|students?|learners?|one|young|small|little)"
 )
-BARE_AGE = re.compile(
-    r"\b(?:i am|i'm|im|is|was|he's|she's|they're|are|turned|turns|looks|look)\s+"
-    r"(?:only\s+|just\s+|maybe\s+|about\s+|around\s+|like\s+|almost\s+|nearly\s+|now\s+)*"
-    rf"(?P<age>(?:{_AGE_NUMBER} (?:or|to) )?{_AGE_NUMBER}{_YEARS}?)\b{_NOT_AN_AGE}",
+BARE_AGE_PATTERNS = [
+    re.compile(
+        # not "there are two", "it is almost four", "we are six boys"
+        r"\b(?<!there )(?<!it )(?<!we )(?:i am|i'm|im|is|was|he's|she's|are|turned|turns|looks|look"
+        r"|both|than|ana|nina|una|niko(?: na)?)\s+"
+        rf"{_HEDGE}(?P<age>{_ANY_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}",
+        re.IGNORECASE,
+    ),
+    re.compile(rf"\b{_PERSON_NOUN}\s+(?:of|aged)\s+{_HEDGE}(?P<age>{_AGE_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}", re.I),
+    re.compile(  # apposition: a person, a comma, a number, then the end of the phrase
+        rf"(?:\b(?i:{_PERSON_NOUN})|\b(?P<name>[A-Z][a-z'’]+))\s*,\s+{_HEDGE}(?P<age>{_AGE_NUMBER}{_YEARS_OPT})"
+        r"(?=\s*(?:[,.;?!]|$|(?i:\s+(?:and|or|now|form|class|grade|standard|in|years?)\b)))"
+    ),
+    re.compile(  # the last of a list of numbers that ends in "years": "twelve" in "eight to twelve years"
+        rf"\b{_AGE_NUMBER}(?:\s*,\s*|\s+(?:and|or|to|-)\s+)(?P<age>{_AGE_NUMBER}{_YEARS})\b{_NOT_AN_AGE}", re.I
+    ),
+]
+# The caller's answer to "how old are you?": "Fifteen." / "I think eleven." / "Kumi na tano."
+ANSWER_AGE = re.compile(
+    rf"^\W*(?:\w+\W+){{0,3}}?(?P<age>(?:{_SW_AGE_UNIT} )?{_ANY_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}", re.IGNORECASE
+)
+# The next number in a list of ages: "twelve, eight and four", "ten to thirteen years", "miaka miwili na minne".
+NEXT_AGE_IN_LIST = re.compile(
+    r"(?:\s*,\s*(?:and\s+|na\s+|then\s+)?|\s+(?:and|or|to|na|au|mpaka|hadi)\s+)"
+    rf"{_HEDGE}(?P<age>(?:{_SW_AGE_UNIT} )?{_ANY_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}",
     re.IGNORECASE,
 )
-# The caller's answer to "how old are you?": "Fifteen." / "I think eleven."
-ANSWER_AGE = re.compile(rf"^\W*(?:\w+\W+){{0,3}}?(?P<age>{_AGE_NUMBER}{_YEARS}?)\b{_NOT_AN_AGE}", re.IGNORECASE)
-ASKS_AGE = re.compile(r"\bhow old\b|\bwhat age\b|\bage (is|of)\b|\bmiaka mingapi\b|\bumri\b", re.IGNORECASE)
+# A number just before an age in such a list, "ten" in "ten to thirteen years".
+PREVIOUS_AGE_IN_LIST = re.compile(  # not "form two, fourteen years" or "the small one, five years"
+    r"(?<!form )(?<!grade )(?<!class )(?<!standard )(?<!senior )\b(?!one\b)"
+    rf"(?P<age>{_ANY_NUMBER})(?:\s*,\s*(?:and\s+)?|\s+(?:and|or|to|na|au|mpaka|hadi)\s+){_HEDGE}$",
+    re.IGNORECASE,
+)
+ASKS_AGE = re.compile(
+    r"\bhow old\b|\bwhat age\b|\bage (is|of)\b|\b(?:miaka|umri) (?:mingapi|ngapi|gani)\b|\bumri\b", re.IGNORECASE
+)
 SHORT_CODE = re.compile(r"\b(?:116|1195|999|112|one[- ]one[- ]six)\b", re.IGNORECASE)
 PHONE_DIGITS = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s-]?)?\(?\d{2,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?!\w)")
 _DIGIT_WORD = rf"(?:{_UNITS}|double (?:{_UNITS})|triple (?:{_UNITS}))"
@@ -66,11 +110,31 @@ _PLACE_HEAD = (
     r"children'?s home|rescue cent(?:re|er)|shopping cent(?:re|er)|primary|secondary)"
 )
 LANDMARK = re.compile(rf"\b(?P<place>[A-Z][\w'’-]+(?: (?:{_CAP}|and|of|Level|Phase)){{0,5}} {_PLACE_HEAD})\b")
-NUMBERED_PLACE = re.compile(r"\b(?P<place>[A-Z][\w'’-]+(?: Phase| Section| Stage| Zone)? \d{1,3}[A-Z]?)\b")
+NUMBERED_PLACE = re.compile(  # "Githurai 45", "Nakuru Level 5"
+    r"\b(?P<place>(?:[A-Z][\w'’-]+ )?[A-Z][\w'’-]+(?: Phase| Section| Stage| Zone)? \d{1,3}[A-Z]?)\b"
+)
+# Class names and number plates, never places: "P7", "PP1", "S3", "KDA 418M".
+NOT_A_PLACE = re.compile(r"(?:P|PP|S|F|Std|Form|Grade|Class|Standard)\s?\d{1,2}|[A-Z]{2,4} \d.*")
+# Words after which a capitalised name is where someone is, lives or goes.
+_PLACE_CUE_WORDS = (
+    r"in|at|near|from|behind|around|opposite|outside|along|past|"
+    r"(?:moved|went|go|going|gone|come|came|coming|taken|took (?:him|her|them|me)|back|brought|sent|ran|"
+    r"travell?ed|returned|migrated|relocated) to|"
+    r"kwa|huko|hapa|pale|karibu na|kutoka|niko|tuko|yuko|wako|mko|iko|nipo|yupo|tupo|wapo|"
+    r"(?:n|tun|an|wan)a(?:kaa|ishi)|(?:kijiji|kituo) cha|mtaa wa|maeneo ya|(?:wilaya|kaunti|hospitali) ya|"
+    r"mkoa wa|tumepita|nimefika|amefika|wamefika"
+)
 PLACE_CUES = re.compile(
-    r"\b(?:in|at|near|from|behind|around|opposite|outside|kwa|huko|hapa|niko|tuko|kutoka|karibu na|pale)\s+(?:the\s+)?"
+    rf"\b(?:{_PLACE_CUE_WORDS})\s+(?:the\s+)?"
     r"(?P<place>[A-Z][\w'’-]+(?: [A-Z][\w'’-]+){0,2})"
     r"(?= village| estate| area| town| location| ward|\W|$)"
+)
+PLACE_CUE_BEFORE = re.compile(rf"\b(?:{_PLACE_CUE_WORDS})\s+(?:the\s+)?$")
+# The next place in "Nakuru, Lanet" or "Kishapu, Shinyanga region": a comma, then capitalised words that end
+# the phrase.
+NEXT_PLACE_IN_LIST = re.compile(
+    r",\s+(?P<place>[A-Z][\w'’-]+(?: [A-Z][\w'’-]+){0,2})"
+    r"(?=\s*(?:[,.;?!]|$|\s+(?:village|estate|area|town|location|ward|county|district|region|sub-county|road)\b))"
 )
 # Capitalised words that start spoken sentences or name relations, never names.
 _NOT_NAMES_TEXT = """
@@ -80,7 +144,8 @@ September October November December English Swahili Kiswahili Christmas Easter T
 Childline Helpline Police Mr Mrs Ms Dr Aunty Auntie Uncle Grandma Grandpa Bibi Shosho Guka Sasa Asante Habari
 Pole Sawa Ndio Hapana Nataka Niko Mimi Yeye Wewe Sisi Not Now Then When Where What Why How Who Also Because
 Our My Your His Her Their We They He She It Is Are Was Were Just Very Really Can Could Would Should Will
-Form Class Standard Grade Primary Secondary Karibu Kuna Tuko Niko Naitwa Anaitwa Nimefanya Amekubali Lakini Kwa
+Form Class Standard Grade Primary Secondary At In Near From Along
+Karibu Kuna Tuko Niko Naitwa Anaitwa Nimefanya Amekubali Lakini Kwa
 Na Ni Ya Wa Hii Hiyo Huyu Yule Leo Kesho Jana Asubuhi Jioni Usiku Baba Mama Mzee Mwalimu Dada Kaka Shangazi
 Madam Teacher Pastor Chief Officer Nurse Doctor Daddy Mummy Cucu Shamba Please Hello Okay Yeah Sure Right
 """
@@ -143,7 +208,7 @@ class EntityExtractor:
             add("SCHOOL", m.start(), m.end())
         for pattern in (LANDMARK, NUMBERED_PLACE):
             for m in pattern.finditer(text):
-                if m.group("place").split()[0] not in NOT_NAMES:
+                if _may_be_place(m.group("place")):
                     add("PLACE", m.start("place"), m.end("place"))
         for m in self._places.finditer(text):
             add("PLACE", m.start(), m.end())
@@ -153,9 +218,10 @@ class EntityExtractor:
             if m.group("name").split()[0] not in NOT_NAMES:
                 add("PERSON", m.start("name"), m.end("name"))
         for m in PLACE_CUES.finditer(text):
-            if m.group("place").split()[0] not in NOT_NAMES and not self._places.fullmatch(m.group("place")):
+            if _may_be_place(m.group("place")) and not self._places.fullmatch(m.group("place")):
                 add("PLACE", m.start("place"), m.end("place"))
         self._add_spacy(text, add)
+        self._add_listed_places(text, found, add)
         return sorted(found, key=lambda e: e.start_char)
 
     def _add_numbers(self, text: str, add, answers_age_question: bool) -> None:
@@ -165,19 +231,59 @@ class EntityExtractor:
                     add("PHONE", m.start(), m.end())
         for m in SHORT_CODE.finditer(text):
             add("PHONE", m.start(), m.end())
+        ages: list[tuple[int, int]] = []
         for pattern in AGE_PATTERNS:
-            for m in pattern.finditer(text):
-                add("AGE", m.start(), m.end())
-        for m in BARE_AGE.finditer(text):
-            add("AGE", m.start("age"), m.end("age"))
+            ages += [m.span() for m in pattern.finditer(text)]
+        for pattern in BARE_AGE_PATTERNS:
+            ages += [m.span("age") for m in pattern.finditer(text) if m.groupdict().get("name") not in NOT_NAMES]
         if answers_age_question and (m := ANSWER_AGE.search(text)):
-            add("AGE", m.start("age"), m.end("age"))
+            ages.append(m.span("age"))
+        for start, end in _with_listed_ages(text, ages):
+            add("AGE", start, end)
 
     def _add_spacy(self, text: str, add) -> None:
         for ent in self._nlp(text).ents:
             label = _spacy_label(ent)
+            if label == "PLACE" and (
+                not PLACE_CUE_BEFORE.search(text, 0, ent.start_char) or not _may_be_place(ent.text)
+            ):
+                # Without a cue, spaCy's places are mostly names and sentence-initial Swahili words.
+                continue
             if label is not None:
                 add(label, ent.start_char, ent.end_char)
+
+    def _add_listed_places(self, text: str, found: list[Entity], add) -> None:
+        """Places named next to a known place: "Lanet" in "Nakuru, Lanet"."""
+        todo = [e.end_char for e in found if e.label == "PLACE"]
+        while todo:
+            m = NEXT_PLACE_IN_LIST.match(text, todo.pop())
+            if m and _may_be_place(m.group("place")):
+                before = len(found)
+                add("PLACE", m.start("place"), m.end("place"))
+                if len(found) > before:
+                    todo.append(m.end("place"))
+
+
+def _may_be_place(name: str) -> bool:
+    return name.split()[0] not in NOT_NAMES and not NOT_A_PLACE.fullmatch(name)
+
+
+def _with_listed_ages(text: str, ages: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ages found plus the numbers listed next to them, in order: "nine and six", "ten to thirteen years"."""
+    found = set(ages)
+    todo = list(ages)
+    while todo:
+        start, end = todo.pop()
+        neighbours = []
+        if m := NEXT_AGE_IN_LIST.match(text, end):
+            neighbours.append(m.span("age"))
+        if m := PREVIOUS_AGE_IN_LIST.search(text, 0, start):
+            neighbours.append(m.span("age"))
+        for span in neighbours:
+            if span not in found:
+                found.add(span)
+                todo.append(span)
+    return sorted(found, key=lambda span: (span[0], -span[1]))
 
 
 def _spacy_label(ent) -> str | None:
