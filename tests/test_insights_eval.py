@@ -1,10 +1,11 @@
 """Insights quality on labelled helpline transcripts (tests/data/), scored as docs/insights.md reports.
 
-insights_eval.jsonl and insights_eval2.jsonl are held out: written by annotators who saw none of
-the training sets, never trained or tuned on, and scored once for the numbers in docs/insights.md.
-Their floors sit just under those numbers, so a change that makes the NLP worse fails here. The
-product's targets (flag recall 0.95 at precision 0.8, category accuracy 0.85, entity F1 0.8 for
-ages, places and phone numbers) are not all reached on held-out calls, and docs/insights.md says so.
+insights_eval.jsonl, insights_eval2.jsonl and insights_eval3.jsonl are held out: written by
+annotators who saw none of the training sets, never trained on, and scored for the numbers in
+docs/insights.md (which says how often each was scored). Their floors sit just under those numbers,
+so a change that makes the NLP worse fails here. The product's targets (flag recall 0.95 at
+precision 0.8, category accuracy 0.85, entity F1 0.8 for ages, places and phone numbers) are not
+all reached on held-out calls, and docs/insights.md says so.
 Two training sets check that the shipped scorers still fit what they were trained on.
 """
 
@@ -18,8 +19,9 @@ from callstream.evaluation.insights import Report, evaluate, load_calls
 from callstream.nlp.engine import InsightsEngine
 
 DATA = Path(__file__).parent / "data"
-# Measured 2026-11-21 (docs/insights.md): eval recall 0.982 at precision 0.556, category 0.819;
-# eval2 recall 0.973 at precision 0.559, category 0.850. Training sets: recall 1.0, precision
+# Measured 2026-11-21 (docs/insights.md): eval recall 0.982 at precision 0.556, category 0.819,
+# AGE / PLACE / PHONE F1 0.903 / 0.871 / 0.933; eval2 0.973 at 0.559, 0.850, 0.888 / 0.894 / 0.959;
+# eval3 1.000 at 0.504, 0.887, 0.902 / 0.887 / 0.983. Training sets: recall 1.0, precision
 # 0.66-0.81, category 1.0.
 TRAIN_RECALL, TRAIN_PRECISION, TRAIN_CATEGORY = 0.97, 0.6, 0.95
 
@@ -36,8 +38,9 @@ def _report(engine: InsightsEngine, name: str) -> Report:
 @pytest.mark.parametrize(
     ("name", "recall", "precision", "category", "entity_floors"),
     [
-        ("insights_eval.jsonl", 0.95, 0.52, 0.78, {"AGE": 0.72, "PLACE": 0.72, "PHONE": 0.9}),
-        ("insights_eval2.jsonl", 0.94, 0.52, 0.81, {"AGE": 0.7, "PLACE": 0.71, "PHONE": 0.92}),
+        ("insights_eval.jsonl", 0.95, 0.52, 0.78, {"AGE": 0.87, "PLACE": 0.84, "PHONE": 0.9}),
+        ("insights_eval2.jsonl", 0.94, 0.52, 0.81, {"AGE": 0.86, "PLACE": 0.86, "PHONE": 0.92}),
+        ("insights_eval3.jsonl", 0.95, 0.47, 0.85, {"AGE": 0.87, "PLACE": 0.85, "PHONE": 0.95}),
     ],
 )
 def test_held_out_set(
