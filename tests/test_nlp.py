@@ -88,6 +88,21 @@ def test_places_named_after_cues_and_in_lists(engine: InsightsEngine) -> None:
     assert places == ["Nakuru", "Lanet", "Kihonda", "Nyamongo", "Riruta Satellite", "Machakos Level 5"]
 
 
+def test_names_from_cues_answers_and_lists(engine: InsightsEngine) -> None:
+    snapshot, _ = _analyse(
+        engine,
+        ("agent", "Helpline ya watoto, habari. Naitwa Upendo. Jina lako nani?"),
+        ("caller", "Wekesa. Nikusaidie... my sister Nekesa and I stay with Mama Wanjiku."),
+        ("agent", "Purity speaking. How old are the children?"),
+        ("caller", "Tevin is seven and Sharon is five. Binti yangu Chelangat ni mgonjwa."),
+        ("caller", "Niambie. He ran to Wanjiru. Her name is Saba."),
+    )
+    names = [e.text for e in snapshot.entities if e.label == "PERSON"]
+    assert names == [
+        "Upendo", "Wekesa", "Nekesa", "Mama Wanjiku", "Purity", "Tevin", "Sharon", "Chelangat", "Wanjiru", "Saba"
+    ]  # fmt: skip
+
+
 def test_explicit_danger_raises_flags_once_with_evidence(engine: InsightsEngine) -> None:
     snapshot, raised = _analyse(
         engine,

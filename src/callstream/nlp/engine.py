@@ -14,7 +14,7 @@ from callstream import models
 from callstream.events import CategoryScore, EntityMention, RiskFlag
 from callstream.nlp import classify, learned, taxonomy
 from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
-from callstream.nlp.entities import ASKS_AGE, Entity, EntityExtractor
+from callstream.nlp.entities import ASKS_AGE, ASKS_NAME, Entity, EntityExtractor
 from callstream.nlp.risk import RiskDetector, RiskHit
 from callstream.nlp.summary import summarise
 from callstream.nlp.text import may_raise_flag, sentences
@@ -119,8 +119,12 @@ class InsightsEngine:
         call.language_seconds[segment.language] = (
             call.language_seconds.get(segment.language, 0.0) + segment.end_s - segment.start_s
         )
-        asked_age = bool(ASKS_AGE.search(call.last_sentence.get("agent", ""))) and segment.leg != "agent"
-        entities = self._extractor.extract(segment.text, answers_age_question=asked_age)
+        asked = call.last_sentence.get("agent", "") if segment.leg != "agent" else ""
+        entities = self._extractor.extract(
+            segment.text,
+            answers_age_question=bool(ASKS_AGE.search(asked)),
+            answers_name_question=bool(ASKS_NAME.search(asked)),
+        )
         call.entities += [self._mention(e, segment) for e in entities]
         units = [s for _, s in sentences(segment.text)]
         if segment.translation:

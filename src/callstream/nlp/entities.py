@@ -31,10 +31,11 @@ _YEARS = (  # "years", "years old", "year and three months", "and a half years"
     rf"(?:\s+and\s+(?:a\s+half|{_AGE_NUMBER}\s+months?))?|\s+and\s+a\s+half)"
 )
 _YEARS_OPT = rf"(?:{_YEARS})?+"  # possessive: "three months behind" must not fall back to a bare "three"
-# Words after a number that make it a time, a sum or a count rather than an age.
+# What may follow a number that is an age: not a unit of time, money or distance, not a count of things, not
+# "is" ("the big one is six"), not a duration ("miaka miwili sasa").
 _NOT_AN_AGE = (
-    r"(?!\s*(?:o'clock|am\b|pm\b|:|%|percent|shillings|bob|minutes|hours|km|kilomet|times|of\b|people|"
-    r"children|kids|days|weeks|years? (?:ago|since|now)|months? (?:ago|since|now)|in the|wives|cows|goats|plots|"
+    r"(?!\s*(?:o'clock|am\b|pm\b|:|%|percent|shillings|bob|minutes?\b|hours?\b|km|kilomet|times|of\b|people|"
+    r"children|kids|days?\b|weeks?\b|years? (?:ago|since|now)|months? (?:ago|since|now)|in the|wives|cows|goats|plots|"
     r"rooms|classes|grade|ago\b|since\b|pregnant|more\b|other\b|is\b|was\b|hundred|thousand|million|famil|"
     r"houses?\b|behind|at a time|time\b|iliyopita|zilizopita|sasa\b|tu\b|watoto|siku))"
 )
@@ -57,15 +58,17 @@ _PERSON_NOUN = (
 BARE_AGE_PATTERNS = [
     re.compile(
         # not "there are two", "it is almost four", "we are six boys"
-        r"\b(?<!there )(?<!it )(?<!we )(?:i am|i'm|im|is|was|he's|she's|are|turned|turns|looks|look"
-        r"|both|than|ana|nina|una|niko(?: na)?)\s+"
-        rf"{_HEDGE}(?P<age>{_ANY_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}",
+        r"\b(?<!there )(?<!it )(?<!we )(?:i am|i'm|im|is|was|he's|she's|are|turned|turns|looks|look|both)\s+"
+        rf"{_HEDGE}(?P<age>{_AGE_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}",
         re.IGNORECASE,
+    ),
+    re.compile(  # Swahili "she has (years)": callers mix in English numbers, "ana ten"
+        rf"\b(?:ana|nina|una|niko(?: na)?)\s+{_HEDGE}(?P<age>{_ANY_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}", re.IGNORECASE
     ),
     re.compile(rf"\b{_PERSON_NOUN}\s+(?:of|aged)\s+{_HEDGE}(?P<age>{_AGE_NUMBER}{_YEARS_OPT})\b{_NOT_AN_AGE}", re.I),
     re.compile(  # apposition: a person, a comma, a number, then the end of the phrase
         rf"(?:\b(?i:{_PERSON_NOUN})|\b(?P<name>[A-Z][a-z'’]+))\s*,\s+{_HEDGE}(?P<age>{_AGE_NUMBER}{_YEARS_OPT})"
-        r"(?=\s*(?:[,.;?!]|$|(?i:\s+(?:and|or|now|form|class|grade|standard|in|years?)\b)))"
+        rf"\b{_NOT_AN_AGE}(?=\s*(?:[,.;?!]|$|(?i:\s+(?:and|or|now|form|class|grade|standard)\b)))"
     ),
     re.compile(  # the last of a list of numbers that ends in "years": "twelve" in "eight to twelve years"
         rf"\b{_AGE_NUMBER}(?:\s*,\s*|\s+(?:and|or|to|-)\s+)(?P<age>{_AGE_NUMBER}{_YEARS})\b{_NOT_AN_AGE}", re.I
@@ -83,7 +86,7 @@ NEXT_AGE_IN_LIST = re.compile(
 )
 # A number just before an age in such a list, "ten" in "ten to thirteen years".
 PREVIOUS_AGE_IN_LIST = re.compile(  # not "form two, fourteen years" or "the small one, five years"
-    r"(?<!form )(?<!grade )(?<!class )(?<!standard )(?<!senior )\b(?!one\b)"
+    r"(?<!form )(?<!grade )(?<!class )(?<!standard )(?<!std )(?<!senior )(?<!darasa la )(?<!kidato cha )\b(?!one\b)"
     rf"(?P<age>{_ANY_NUMBER})(?:\s*,\s*(?:and\s+)?|\s+(?:and|or|to|na|au|mpaka|hadi)\s+){_HEDGE}$",
     re.IGNORECASE,
 )
@@ -99,10 +102,35 @@ SCHOOL = re.compile(
     r"(?:Primary|Secondary|High|Girls'?|Boys'?|Mixed|Day|Junior|Comprehensive|Academy|Preparatory|Prep)"
     r"(?: (?:and|&) \w+)?(?: (?:School|Academy|Secondary|Primary))*\b"
 )
-PERSON_CUES = re.compile(
-    r"\b(?:my name is|name is|i am called|i'm called|called|named|naitwa|jina langu ni|this is|i am|i'm|her name is|"
-    r"his name is)\s+(?P<name>[A-Z][a-z'’]+(?: [A-Z][a-z'’]+)?)"
+# Names: titles belong to the name ("Mr Otieno", "Mama Wanjiku", docs/labelling.md).
+_TITLE = r"(?:(?:Mr|Mrs|Ms|Dr|Mzee|Mama|Baba|Madam|Bi|Bw|Pastor|Auntie|Aunt|Uncle)\.? )"
+_NAME = rf"{_TITLE}?[A-Z][a-z'’]+(?: [A-Z][a-z'’]+)?"
+_KIN = (
+    r"cousin|friend|aunt|auntie|uncle|sister|brother|son|daughter|niece|nephew|neighbour|husband|wife|boyfriend|"
+    r"girlfriend|grandmother|grandfather|grandson|granddaughter|stepfather|stepmother|teacher"
 )
+PERSON_CUES = re.compile(  # the cue in any case (it may start a sentence), the name capitalised
+    r"\b(?i:my name is|name is|i am called|i'm called|called|named|naitwa|anaitwa|wanaitwa|jina langu ni|this is|"
+    r"i am|i'm|her name is|his name is|call me|speaking with|talking to|unaongea na|naongea na|mimi ni|ni|"
+    rf"my (?:{_KIN}),?|call (?:him|her|me)|ni mimi|"
+    r"(?:binti|mwana|mtoto|shangazi|mjomba|bibi|babu|dada|kaka|rafiki|mwalimu|jirani|mke|mume) (?:yangu|wangu),?|"
+    rf"mwanangu,?)\s+(?P<name>{_NAME})"
+)
+# "Tevin is seven and Sharon is five": a capitalised word whose age follows.
+NAME_WITH_AGE = re.compile(rf"\b(?P<name>[A-Z][a-z'’]+) (?:is|ana) (?:{_HEDGE})(?:miaka )?{_ANY_NUMBER}\b{_NOT_AN_AGE}")
+TITLED_NAME = re.compile(rf"\b(?P<name>{_TITLE}[A-Z][a-z'’]+(?: [A-Z][a-z'’]+)?)")
+AGENT_NAME = re.compile(rf"\b(?P<name>{_NAME}),? speaking\b")  # "Purity speaking"
+ASKS_NAME = re.compile(
+    r"\bnames?\b|\bjina\b|\bmajina\b|\bunaitwa\b|\bwho am i\b|\bwho is (?:this|speaking|calling)\b|\bcall you\b",
+    re.IGNORECASE,
+)
+# The caller's answer to "what's your name?": "Wekesa." / "Mrs Njoroge, Lydia Njoroge." / "Eh, Akinyi."
+ANSWER_NAME = re.compile(
+    r"^\W*(?:(?i:yes|okay|ok|eh|em|um|uh|ah|sawa|ndio|naam|it's|its)\W+)*"
+    rf"(?P<name>{_TITLE}?[A-Z][a-z'’]+(?: [A-Z][a-z'’]+){{0,2}})(?=[\s,.;?!]|$)"
+)
+# The next name of a list: "Imani and Sifa", "Ireri, Muthoni".
+NEXT_NAME_IN_LIST = re.compile(rf"(?:,\s*(?:and\s+)?|\s+(?:and|na)\s+)(?P<item>{_NAME})(?=[\s,.;?!]|$)")
 _CAP = r"(?:[A-Z][\w'’-]*|\d+)"
 _PLACE_HEAD = (
     r"(?i:market|stage|bus stage|bus stop|petrol station|police station|police post|hospital|health cent(?:re|er)"
@@ -111,29 +139,28 @@ _PLACE_HEAD = (
 )
 LANDMARK = re.compile(rf"\b(?P<place>[A-Z][\w'’-]+(?: (?:{_CAP}|and|of|Level|Phase)){{0,5}} {_PLACE_HEAD})\b")
 NUMBERED_PLACE = re.compile(  # "Githurai 45", "Nakuru Level 5"
-    r"\b(?P<place>(?:[A-Z][\w'’-]+ )?[A-Z][\w'’-]+(?: Phase| Section| Stage| Zone)? \d{1,3}[A-Z]?)\b"
+    r"\b(?P<place>(?:[A-Z][\w'’-]+ Level|[A-Z][\w'’-]+(?: Phase| Section| Stage| Zone)?) \d{1,3}[A-Z]?)\b"
 )
 # Class names and number plates, never places: "P7", "PP1", "S3", "KDA 418M".
 NOT_A_PLACE = re.compile(r"(?:P|PP|S|F|Std|Form|Grade|Class|Standard)\s?\d{1,2}|[A-Z]{2,4} \d.*")
 # Words after which a capitalised name is where someone is, lives or goes.
 _PLACE_CUE_WORDS = (
     r"in|at|near|from|behind|around|opposite|outside|along|past|"
-    r"(?:moved|went|go|going|gone|come|came|coming|taken|took (?:him|her|them|me)|back|brought|sent|ran|"
-    r"travell?ed|returned|migrated|relocated) to|"
+    r"(?:moved|went|go|going|gone|come|came|coming|taken|travell?ed|returned|migrated|relocated) to|"
     r"kwa|huko|hapa|pale|karibu na|kutoka|niko|tuko|yuko|wako|mko|iko|nipo|yupo|tupo|wapo|"
     r"(?:n|tun|an|wan)a(?:kaa|ishi)|(?:kijiji|kituo) cha|mtaa wa|maeneo ya|(?:wilaya|kaunti|hospitali) ya|"
     r"mkoa wa|tumepita|nimefika|amefika|wamefika"
 )
-PLACE_CUES = re.compile(
-    rf"\b(?:{_PLACE_CUE_WORDS})\s+(?:the\s+)?"
+PLACE_CUES = re.compile(  # the cue in any case (it may start a sentence), the place capitalised
+    rf"\b(?i:{_PLACE_CUE_WORDS})\s+(?i:the\s+)?"
     r"(?P<place>[A-Z][\w'’-]+(?: [A-Z][\w'’-]+){0,2})"
     r"(?= village| estate| area| town| location| ward|\W|$)"
 )
-PLACE_CUE_BEFORE = re.compile(rf"\b(?:{_PLACE_CUE_WORDS})\s+(?:the\s+)?$")
+PLACE_CUE_BEFORE = re.compile(rf"\b(?:{_PLACE_CUE_WORDS})\s+(?:the\s+)?$", re.IGNORECASE)
 # The next place in "Nakuru, Lanet" or "Kishapu, Shinyanga region": a comma, then capitalised words that end
 # the phrase.
 NEXT_PLACE_IN_LIST = re.compile(
-    r",\s+(?P<place>[A-Z][\w'’-]+(?: [A-Z][\w'’-]+){0,2})"
+    r",\s+(?P<item>[A-Z][\w'’-]+(?: [A-Z][\w'’-]+){0,2})"
     r"(?=\s*(?:[,.;?!]|$|\s+(?:village|estate|area|town|location|ward|county|district|region|sub-county|road)\b))"
 )
 # Capitalised words that start spoken sentences or name relations, never names.
@@ -148,6 +175,8 @@ Form Class Standard Grade Primary Secondary At In Near From Along
 Karibu Kuna Tuko Niko Naitwa Anaitwa Nimefanya Amekubali Lakini Kwa
 Na Ni Ya Wa Hii Hiyo Huyu Yule Leo Kesho Jana Asubuhi Jioni Usiku Baba Mama Mzee Mwalimu Dada Kaka Shangazi
 Madam Teacher Pastor Chief Officer Nurse Doctor Daddy Mummy Cucu Shamba Please Hello Okay Yeah Sure Right
+I'm I’m You're It's I'd I'll Good Morning Afternoon Evening Call Child Huduma Simu Jina On By Since Until
+After Before Std
 """
 NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 
@@ -188,20 +217,26 @@ class EntityExtractor:
         self._nlp = nlp
         self._places = _load_places(places_file)
 
-    def extract(self, text: str, answers_age_question: bool = False) -> list[Entity]:
-        """Entities in one utterance; `answers_age_question` when the other side just asked "how old"."""
+    def extract(
+        self, text: str, answers_age_question: bool = False, answers_name_question: bool = False
+    ) -> list[Entity]:
+        """Entities in one utterance; `answers_age_question` when the other side just asked "how old",
+        `answers_name_question` when it asked for a name."""
         found: list[Entity] = []
         taken: list[tuple[int, int]] = []
 
-        def add(label: str, start: int, end: int) -> None:
+        def add(label: str, start: int, end: int) -> bool:
+            """Keep the span unless an earlier rule took any of it; True when kept."""
             span_text = text[start:end].strip(" ,.;:!?\"'")
             if not span_text:
-                return
+                return False
             start = text.index(span_text, start)
             end = start + len(span_text)
-            if not _overlaps((start, end), taken):
-                found.append(Entity(label, span_text, start, end))
-                taken.append((start, end))
+            if _overlaps((start, end), taken):
+                return False
+            found.append(Entity(label, span_text, start, end))
+            taken.append((start, end))
+            return True
 
         self._add_numbers(text, add, answers_age_question)
         for m in SCHOOL.finditer(text):
@@ -214,14 +249,23 @@ class EntityExtractor:
             add("PLACE", m.start(), m.end())
         for m in DATE.finditer(text):
             add("DATE", m.start(), m.end())
-        for m in PERSON_CUES.finditer(text):
-            if m.group("name").split()[0] not in NOT_NAMES:
-                add("PERSON", m.start("name"), m.end("name"))
+        names = [
+            m.span("name")
+            for pattern in (PERSON_CUES, TITLED_NAME, AGENT_NAME, NAME_WITH_AGE)
+            for m in pattern.finditer(text)
+        ]
+        if answers_name_question and (m := ANSWER_NAME.search(text)):
+            names.append(m.span("name"))
+        for start, end in sorted(names, key=lambda span: (span[0], -span[1])):
+            if self._may_be_name(text[start:end]):
+                add("PERSON", start, end)
         for m in PLACE_CUES.finditer(text):
             if _may_be_place(m.group("place")) and not self._places.fullmatch(m.group("place")):
                 add("PLACE", m.start("place"), m.end("place"))
         self._add_spacy(text, add)
-        self._add_listed_places(text, found, add)
+        # What is listed after a place or a name: "Lanet" in "Nakuru, Lanet", "Sifa" in "Imani and Sifa".
+        _add_listed(text, found, add, "PLACE", NEXT_PLACE_IN_LIST, _may_be_place)
+        _add_listed(text, found, add, "PERSON", NEXT_NAME_IN_LIST, self._may_be_name)
         return sorted(found, key=lambda e: e.start_char)
 
     def _add_numbers(self, text: str, add, answers_age_question: bool) -> None:
@@ -235,7 +279,10 @@ class EntityExtractor:
         for pattern in AGE_PATTERNS:
             ages += [m.span() for m in pattern.finditer(text)]
         for pattern in BARE_AGE_PATTERNS:
-            ages += [m.span("age") for m in pattern.finditer(text) if m.groupdict().get("name") not in NOT_NAMES]
+            for m in pattern.finditer(text):
+                name = m.groupdict().get("name")  # only the apposition pattern has one: "Mwaura, fourteen"
+                if name is None or (name not in NOT_NAMES and not _starts_sentence(text, m.start("name"))):
+                    ages.append(m.span("age"))
         if answers_age_question and (m := ANSWER_AGE.search(text)):
             ages.append(m.span("age"))
         for start, end in _with_listed_ages(text, ages):
@@ -245,23 +292,35 @@ class EntityExtractor:
         for ent in self._nlp(text).ents:
             label = _spacy_label(ent)
             if label == "PLACE" and (
-                not PLACE_CUE_BEFORE.search(text, 0, ent.start_char) or not _may_be_place(ent.text)
+                not PLACE_CUE_BEFORE.search(text, max(0, ent.start_char - 40), ent.start_char)
+                or not _may_be_place(ent.text)
             ):
                 # Without a cue, spaCy's places are mostly names and sentence-initial Swahili words.
+                continue
+            if label == "PERSON" and ent.start == ent.sent.start:
+                # A "name" that starts a sentence is mostly a Swahili word ("Nikusaidie", "Niambie");
+                # the cue rules above catch "Naitwa Wekesa" and the answer to "what's your name?".
                 continue
             if label is not None:
                 add(label, ent.start_char, ent.end_char)
 
-    def _add_listed_places(self, text: str, found: list[Entity], add) -> None:
-        """Places named next to a known place: "Lanet" in "Nakuru, Lanet"."""
-        todo = [e.end_char for e in found if e.label == "PLACE"]
-        while todo:
-            m = NEXT_PLACE_IN_LIST.match(text, todo.pop())
-            if m and _may_be_place(m.group("place")):
-                before = len(found)
-                add("PLACE", m.start("place"), m.end("place"))
-                if len(found) > before:
-                    todo.append(m.end("place"))
+    def _may_be_name(self, name: str) -> bool:
+        untitled = re.sub(f"^{_TITLE}", "", name)
+        return untitled.split()[0] not in NOT_NAMES and not self._places.fullmatch(untitled)
+
+
+def _add_listed(text: str, found: list[Entity], add, label: str, next_in_list: re.Pattern[str], accept) -> None:
+    """Follow each `label` entity through the list it starts, one `next_in_list` match at a time."""
+    todo = [e.end_char for e in found if e.label == label]
+    while todo:
+        m = next_in_list.match(text, todo.pop())
+        if m and accept(m.group("item")) and add(label, m.start("item"), m.end("item")):
+            todo.append(m.end("item"))
+
+
+def _starts_sentence(text: str, pos: int) -> bool:
+    before = text[:pos].rstrip()
+    return not before or before[-1] in ".!?"
 
 
 def _may_be_place(name: str) -> bool:
@@ -269,7 +328,8 @@ def _may_be_place(name: str) -> bool:
 
 
 def _with_listed_ages(text: str, ages: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The ages found plus the numbers listed next to them, in order: "nine and six", "ten to thirteen years"."""
+    """The ages found plus the numbers listed next to them ("nine and six", "ten to thirteen years"), by
+    start; spans may overlap (a longer match and a shorter one), and `add` keeps the first, longest."""
     found = set(ages)
     todo = list(ages)
     while todo:
@@ -277,7 +337,8 @@ def _with_listed_ages(text: str, ages: list[tuple[int, int]]) -> list[tuple[int,
         neighbours = []
         if m := NEXT_AGE_IN_LIST.match(text, end):
             neighbours.append(m.span("age"))
-        if m := PREVIOUS_AGE_IN_LIST.search(text, 0, start):
+        # A bounded window: scanning the whole prefix for every age would be quadratic.
+        if m := PREVIOUS_AGE_IN_LIST.search(text, max(0, start - 80), start):
             neighbours.append(m.span("age"))
         for span in neighbours:
             if span not in found:
