@@ -319,7 +319,7 @@ def _add_listed(text: str, found: list[Entity], add, label: str, next_in_list: r
 
 
 def _starts_sentence(text: str, pos: int) -> bool:
-    before = text[:pos].rstrip()
+    before = text[max(0, pos - 40) : pos].rstrip()  # a window, so that many matches stay linear
     return not before or before[-1] in ".!?"
 
 
