@@ -31,7 +31,20 @@ from callstream.nlp.text import may_raise_flag, sentences
 UNKNOWN = -1.0
 # Each set was written by a different annotator; cross-validation holds out one set at a time, so
 # it measures how the scorers do on calls written by someone they never learned from.
-TRAINING_SETS = ("dev", "tune", "tune2", "tune3", "train1", "train2", "train3", "train4", "train5", "train6")
+TRAINING_SETS = (
+    "dev",
+    "tune",
+    "tune2",
+    "tune3",
+    "train1",
+    "train2",
+    "train3",
+    "train4",
+    "train5",
+    "train6",
+    "train7",
+    "train8",
+)
 HELD_OUT_SETS = ("eval", "eval2", "eval3")  # never trained on
 
 
