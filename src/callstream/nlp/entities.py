@@ -105,6 +105,7 @@ SCHOOL = re.compile(
 # Names: titles belong to the name ("Mr Otieno", "Mama Wanjiku", docs/labelling.md).
 _TITLE = r"(?:(?:Mr|Mrs|Ms|Dr|Mzee|Mama|Baba|Madam|Bi|Bw|Pastor|Auntie|Aunt|Uncle)\.? )"
 _NAME = rf"{_TITLE}?[A-Z][a-z'’]+(?: [A-Z][a-z'’]+)?"
+LEADING_TITLE = re.compile(f"^{_TITLE}")
 _KIN = (
     r"cousin|friend|aunt|auntie|uncle|sister|brother|son|daughter|niece|nephew|neighbour|husband|wife|boyfriend|"
     r"girlfriend|grandmother|grandfather|grandson|granddaughter|stepfather|stepmother|teacher"
@@ -305,7 +306,7 @@ class EntityExtractor:
                 add(label, ent.start_char, ent.end_char)
 
     def _may_be_name(self, name: str) -> bool:
-        untitled = re.sub(f"^{_TITLE}", "", name)
+        untitled = LEADING_TITLE.sub("", name)
         return untitled.split()[0] not in NOT_NAMES and not self._places.fullmatch(untitled)
 
 
