@@ -57,9 +57,15 @@ def test_entities_helplines_record(engine: InsightsEngine) -> None:
     assert snapshot.entities[0].start == 0.0  # times are the segment's, on the call clock
 
 
+def _entity_texts(engine: InsightsEngine, label: str, *turns: tuple[str, str]) -> list[str]:
+    snapshot, _ = _analyse(engine, *turns)
+    return [e.text for e in snapshot.entities if e.label == label]
+
+
 def test_ages_as_callers_say_them(engine: InsightsEngine) -> None:
-    snapshot, _ = _analyse(
+    ages = _entity_texts(
         engine,
+        "AGE",
         ("agent", "How old are the children?"),
         ("caller", "Twelve, eight and four. The baby, ten months, is sick."),
         ("caller", "Boys of ten, twelve years carry the bags. Wa kwanza ana miaka kumi na minne na kumi."),
@@ -70,7 +76,6 @@ def test_ages_as_callers_say_them(engine: InsightsEngine) -> None:
         ("caller", "He has been away for two years. We are six at home. Rent is three months behind."),
         ("caller", "It is almost four. Amekuwa hivyo kwa miaka miwili. I'm in form two, sixteen years."),
     )
-    ages = [e.text for e in snapshot.entities if e.label == "AGE"]
     assert ages == [
         "Twelve", "eight", "four", "ten months", "ten", "twelve years", "miaka kumi na minne", "kumi",
         "Kumi na tano", "sixteen years",
@@ -78,26 +83,26 @@ def test_ages_as_callers_say_them(engine: InsightsEngine) -> None:
 
 
 def test_places_named_after_cues_and_in_lists(engine: InsightsEngine) -> None:
-    snapshot, _ = _analyse(
+    places = _entity_texts(
         engine,
+        "PLACE",
         ("caller", "Niko Nakuru, Lanet. Mama yake anakaa Kihonda, kijiji cha Nyamongo."),
         ("caller", "We moved to Riruta Satellite. She works at Machakos Level 5."),
         ("caller", "Nzuri sana. Amina is in P7, and the car is KDA 418M."),
     )
-    places = [e.text for e in snapshot.entities if e.label == "PLACE"]
     assert places == ["Nakuru", "Lanet", "Kihonda", "Nyamongo", "Riruta Satellite", "Machakos Level 5"]
 
 
 def test_names_from_cues_answers_and_lists(engine: InsightsEngine) -> None:
-    snapshot, _ = _analyse(
+    names = _entity_texts(
         engine,
+        "PERSON",
         ("agent", "Helpline ya watoto, habari. Naitwa Upendo. Jina lako nani?"),
         ("caller", "Wekesa. Nikusaidie... my sister Nekesa and I stay with Mama Wanjiku."),
         ("agent", "Purity speaking. How old are the children?"),
         ("caller", "Tevin is seven and Sharon is five. Binti yangu Chelangat ni mgonjwa."),
         ("caller", "Niambie. He ran to Wanjiru. Her name is Saba."),
     )
-    names = [e.text for e in snapshot.entities if e.label == "PERSON"]
     assert names == [
         "Upendo", "Wekesa", "Nekesa", "Mama Wanjiku", "Purity", "Tevin", "Sharon", "Chelangat", "Wanjiru", "Saba"
     ]  # fmt: skip

@@ -257,7 +257,7 @@ class EntityExtractor:
         ]
         if answers_name_question and (m := ANSWER_NAME.search(text)):
             names.append(m.span("name"))
-        for start, end in sorted(names, key=lambda span: (span[0], -span[1])):
+        for start, end in _leftmost_longest_first(names):
             if self._may_be_name(text[start:end]):
                 add("PERSON", start, end)
         for m in PLACE_CUES.finditer(text):
@@ -286,7 +286,7 @@ class EntityExtractor:
                     ages.append(m.span("age"))
         if answers_age_question and (m := ANSWER_AGE.search(text)):
             ages.append(m.span("age"))
-        for start, end in _with_listed_ages(text, ages):
+        for start, end in _leftmost_longest_first(_with_listed_ages(text, ages)):
             add("AGE", start, end)
 
     def _add_spacy(self, text: str, add) -> None:
@@ -328,9 +328,13 @@ def _may_be_place(name: str) -> bool:
     return name.split()[0] not in NOT_NAMES and not NOT_A_PLACE.fullmatch(name)
 
 
-def _with_listed_ages(text: str, ages: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The ages found plus the numbers listed next to them ("nine and six", "ten to thirteen years"), by
-    start; spans may overlap (a longer match and a shorter one), and `add` keeps the first, longest."""
+def _leftmost_longest_first(spans) -> list[tuple[int, int]]:
+    """The order to offer overlapping candidate spans to `add`, which keeps the first of any overlap."""
+    return sorted(spans, key=lambda span: (span[0], -span[1]))
+
+
+def _with_listed_ages(text: str, ages: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The ages found plus the numbers listed next to them: "nine and six", "ten to thirteen years"."""
     found = set(ages)
     todo = list(ages)
     while todo:
@@ -345,7 +349,7 @@ def _with_listed_ages(text: str, ages: list[tuple[int, int]]) -> list[tuple[int,
             if span not in found:
                 found.add(span)
                 todo.append(span)
-    return sorted(found, key=lambda span: (span[0], -span[1]))
+    return found
 
 
 def _spacy_label(ent) -> str | None:
