@@ -44,7 +44,7 @@ def featurise_sets(names: tuple[str, ...], cache: Path | None) -> list[training.
         patterns_only = patterns_only or InsightsEngine.load(model_path=None)
         features = []
         for call in load_calls(path):
-            f = training.featurise(call, name, embedder)
+            f = training.featurise(call, name, embedder, patterns_only.clauses)
             f.rule_flags = frozenset(hit.id for hit in analyse(patterns_only, call).risk_flags)
             features.append(f)
         if cached:

@@ -27,6 +27,17 @@ def test_hashed_ngrams_are_stable_and_unit_length() -> None:
     assert learned.hashed_ngrams("") == {}
 
 
+def test_sentence_features_add_the_clauses_beside_the_ngrams() -> None:
+    text = "He beat me."
+    plain = learned.sentence_features(text, [])
+    assert plain == learned.hashed_ngrams(text)
+    beaten = learned.sentence_features(text, ["beat|s=they|o=caller", "beat|t=past"])
+    threatened = learned.sentence_features(text, ["beat|s=they|o=caller", "beat|t=future"])
+    assert beaten != threatened  # the same words, read as different clauses
+    clause_length = np.sqrt(sum((beaten.get(k, 0.0) - plain.get(k, 0.0)) ** 2 for k in set(beaten) | set(plain)))
+    assert abs(clause_length - learned.CLAUSE_WEIGHT) < 1e-6
+
+
 def test_sparse_design_matches_dense_maths() -> None:
     rng = np.random.default_rng(0)
     dense = rng.normal(size=(5, 3)).astype(np.float32)
@@ -74,7 +85,7 @@ def test_live_engine_scores_a_call_as_training_does(engine: InsightsEngine) -> N
     calls = load_calls(DATA_DIR / "insights_train1.jsonl")[:4]
     embedder = SentenceEmbedder()
     for call in calls:
-        features = training.featurise(call, "train1", embedder)
+        features = training.featurise(call, "train1", embedder, engine.clauses)
         offline = training.live_flag_scores(
             [features],
             model.flags.sentence_weights,

@@ -108,6 +108,24 @@ def test_names_from_cues_answers_and_lists(engine: InsightsEngine) -> None:
     ]  # fmt: skip
 
 
+def test_clauses_say_who_did_what_to_whom_and_when(engine: InsightsEngine) -> None:
+    husband, son, denied, threat, wish = engine.clauses.read(
+        [
+            "My husband beats me every night.",
+            "My stepfather beat my son with a belt yesterday.",
+            "He has never touched the children.",
+            "The big boys said they will beat me if I sleep there again.",
+            "I want to kill myself.",
+        ]
+    )
+    assert {"beat|s=adult|o=caller", "beat|t=now"} <= set(husband)
+    assert {"beat|s=adult|o=child", "beat|t=past"} <= set(son)
+    assert {"touch|not", "not|s=they|o=child", "sentence:negated"} <= set(denied)
+    assert {"beat|t=future", "sentence:not-now"} <= set(threat)
+    assert "beat|t=past" not in threat
+    assert {"kill|t=wish:want", "kill|s=caller|o=caller"} <= set(wish)
+
+
 def test_explicit_danger_raises_flags_once_with_evidence(engine: InsightsEngine) -> None:
     snapshot, raised = _analyse(
         engine,

@@ -24,6 +24,7 @@ import numpy as np
 
 from callstream.evaluation.insights import LabelledCall
 from callstream.nlp import learned
+from callstream.nlp.clauses import ClauseReader
 from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.taxonomy import RISK_FLAG_IDS
 from callstream.nlp.text import may_raise_flag, sentences
@@ -71,13 +72,13 @@ def _overlaps(span: tuple[int, int], quotes: list[tuple[int, int]]) -> bool:
     )
 
 
-def featurise(call: LabelledCall, source: str, embedder: SentenceEmbedder) -> CallFeatures:
+def featurise(call: LabelledCall, source: str, embedder: SentenceEmbedder, clauses: ClauseReader) -> CallFeatures:
     """The caller sentences that may raise a flag, featured as the engine features them live."""
     units: list[tuple[int, int, str]] = []  # (turn index, start offset, sentence)
     for t, turn in enumerate(call.turns):
         units += [(t, start, text) for start, text in sentences(turn.text)]
     vectors = embedder.embed([text for _, _, text in units])
-    rows, hashed_rows, texts, labels, caller_vectors, turn_of_sentence = [], [], [], [], [], []
+    rows, texts, labels, caller_vectors, turn_of_sentence = [], [], [], [], []
     previous = np.zeros(DIMENSIONS, dtype=np.float32)
     for (t, start, text), vector in zip(units, vectors, strict=True):
         turn = call.turns[t]
@@ -87,9 +88,9 @@ def featurise(call: LabelledCall, source: str, embedder: SentenceEmbedder) -> Ca
         caller_vectors.append(vector)
         turn_of_sentence.append(t)
         rows.append(np.concatenate([vector, context]))
-        hashed_rows.append(learned.hashed_ngrams(text))
         texts.append(text)
         labels.append([_label(call, flag_id, turn.text, (start, start + len(text))) for flag_id in RISK_FLAG_IDS])
+    hashed_rows = [learned.sentence_features(text, c) for text, c in zip(texts, clauses.read(texts), strict=True)]
     return CallFeatures(
         call,
         source,

@@ -13,6 +13,7 @@ import structlog
 from callstream import models
 from callstream.events import CategoryScore, EntityMention, RiskFlag
 from callstream.nlp import classify, learned, taxonomy
+from callstream.nlp.clauses import ClauseReader
 from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.entities import ASKS_AGE, ASKS_NAME, Entity, EntityExtractor
 from callstream.nlp.risk import RiskDetector, RiskHit
@@ -79,12 +80,14 @@ class InsightsEngine:
         tax: taxonomy.Taxonomy,
         embedder: SentenceEmbedder,
         extractor: EntityExtractor,
+        clauses: ClauseReader,
         mask_labels: frozenset[str] = frozenset(),
         model: learned.InsightsModel | None = None,
     ) -> None:
         self.taxonomy = tax
         self._embedder = embedder
         self._extractor = extractor
+        self._clauses = clauses
         self._mask_labels = mask_labels
         self._prototypes = [self._prototype(c) for c in tax.categories]
         self._risk = RiskDetector(tax.flags, {f.id: embedder.embed(f.examples) for f in tax.flags})
@@ -104,7 +107,19 @@ class InsightsEngine:
         models.spacy_model_dir()  # a clear install hint when the package is missing
         nlp = spacy.load(models.SPACY_MODEL, exclude=["lemmatizer"])
         model = learned.load(model_path) if model_path is not None else None
-        return cls(taxonomy.load(taxonomy_path), SentenceEmbedder(), EntityExtractor(nlp), mask_labels, model)
+        return cls(
+            taxonomy.load(taxonomy_path),
+            SentenceEmbedder(),
+            EntityExtractor(nlp),
+            ClauseReader(nlp),
+            mask_labels,
+            model,
+        )
+
+    @property
+    def clauses(self) -> ClauseReader:
+        """The parser the flag scorer reads sentences with; training reads its calls with it too."""
+        return self._clauses
 
     def _prototype(self, category: taxonomy.Category) -> classify.CategoryPrototypes:
         texts = [category.description, *category.examples]
@@ -135,12 +150,14 @@ class InsightsEngine:
             return []
         vectors = self._embedder.embed(units)
         scores = self._learned_scores(call)
+        clauses: list[list[str]] = [[] for _ in units]
         if scores is not None and segment.leg != "agent":
             scores.add_words(segment.text)
             if segment.translation:
                 scores.add_words(segment.translation)
+            clauses = self._clauses.read(units)
         new_flags = []
-        for text, vector in zip(units, vectors, strict=True):
+        for text, vector, clause_features in zip(units, vectors, clauses, strict=True):
             before = call.last_sentence.get(segment.leg, "")
             call.last_sentence[segment.leg] = text
             context = call.previous_vector if call.previous_vector is not None else np.zeros_like(vector)
@@ -149,7 +166,7 @@ class InsightsEngine:
             if may_raise_flag(segment.leg, text):
                 hits = self._risk.hits(text, vector, segment.start_s, before)
                 if scores is not None:
-                    scores.add_sentence(self._flag_model, text, vector, context, segment.start_s)
+                    scores.add_sentence(self._flag_model, text, clause_features, vector, context, segment.start_s)
             new_flags += [call.flags[hit.flag_id] for hit in hits if self._record(call, hit)]
             keywords = classify.keywords_in(self.taxonomy.categories, text)
             call.sentences.append(
