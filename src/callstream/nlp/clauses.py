@@ -40,7 +40,8 @@ _CONDITIONS = frozenset({"if", "unless"})
 
 
 def _stem(word: str) -> str:
-    """ "beats", "beating" and "beated" share "beat"; spaCy's lemmatizer is not loaded (speed)."""
+    """A crude stem, so that "beats", "beating" and "beaten" share "beat" (spaCy's lemmatizer is
+    not loaded, for speed)."""
     for suffix in ("ing", "ed", "es", "en", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
@@ -116,8 +117,8 @@ def _object(verb):
 
 def clause_features(doc) -> list[str]:
     """Feature strings of one parsed sentence: for each verb its time, its subject's and object's
-    kind, both together, and its negation; the same without the verb, so that a combination
-    generalises to verbs the training calls never used; and sentence-wide marks."""
+    kind, both kinds together, and its negation; time and kinds (and negation and kinds) without
+    the verb, which carry over to verbs the training calls never used; and sentence-wide marks."""
     features = []
     negated_anywhere = not_now = False
     for token in doc:
