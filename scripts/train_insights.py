@@ -30,13 +30,14 @@ from callstream.nlp.taxonomy import RISK_FLAG_IDS
 
 
 def featurise_sets(names: tuple[str, ...], cache: Path | None) -> list[training.CallFeatures]:
-    """Featurising is most of the time; `cache` keeps each set's features, keyed by its content
-    (patterns or code changed: clear the cache)."""
+    """Featurising is most of the time; `cache` keeps each set's features, keyed by its content and
+    the feature format (patterns or other code changed: clear the cache)."""
     embedder = patterns_only = None
     data = []
     for name in names:
         path = DATA_DIR / f"insights_{name}.jsonl"
-        cached = cache / f"{name}-{hashlib.sha1(path.read_bytes()).hexdigest()[:12]}.pkl" if cache else None
+        key = hashlib.sha1(path.read_bytes() + f"{learned.FORMAT_VERSION} {learned.CLAUSE_WEIGHT}".encode())
+        cached = cache / f"{name}-{key.hexdigest()[:12]}.pkl" if cache else None
         if cached and cached.exists():
             data += pickle.loads(cached.read_bytes())
             continue

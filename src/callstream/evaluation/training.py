@@ -54,7 +54,7 @@ class CallFeatures:
     call: LabelledCall
     source: str  # the file it came from: cross-validation holds out whole files
     dense: np.ndarray  # (caller sentences, 2 * DIMENSIONS): embedding and context embedding
-    hashed_rows: list[dict[int, float]]  # each caller sentence's hashed n-grams
+    hashed_rows: list[dict[int, float]]  # each caller sentence's hashed n-grams and clause features
     texts: list[str]
     labels: np.ndarray  # (caller sentences, flags): 1, 0 or UNKNOWN
     # The call as the live engine sees it after each caller turn: how many caller sentences so far,

@@ -150,14 +150,14 @@ class InsightsEngine:
             return []
         vectors = self._embedder.embed(units)
         scores = self._learned_scores(call)
-        clauses: list[list[str]] = [[] for _ in units]
+        unit_clauses: list[list[str]] = [[] for _ in units]
         if scores is not None and segment.leg != "agent":
             scores.add_words(segment.text)
             if segment.translation:
                 scores.add_words(segment.translation)
-            clauses = self._clauses.read(units)
+            unit_clauses = self._clauses.read(units)
         new_flags = []
-        for text, vector, clause_features in zip(units, vectors, clauses, strict=True):
+        for text, vector, clauses in zip(units, vectors, unit_clauses, strict=True):
             before = call.last_sentence.get(segment.leg, "")
             call.last_sentence[segment.leg] = text
             context = call.previous_vector if call.previous_vector is not None else np.zeros_like(vector)
@@ -166,7 +166,7 @@ class InsightsEngine:
             if may_raise_flag(segment.leg, text):
                 hits = self._risk.hits(text, vector, segment.start_s, before)
                 if scores is not None:
-                    scores.add_sentence(self._flag_model, text, clause_features, vector, context, segment.start_s)
+                    scores.add_sentence(self._flag_model, text, clauses, vector, context, segment.start_s)
             new_flags += [call.flags[hit.flag_id] for hit in hits if self._record(call, hit)]
             keywords = classify.keywords_in(self.taxonomy.categories, text)
             call.sentences.append(
