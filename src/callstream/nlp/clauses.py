@@ -155,3 +155,6 @@ class ClauseReader:
 
     def read(self, texts: Sequence[str]) -> list[list[str]]:
         return [clause_features(doc) for doc in self._nlp.pipe(texts)]
+
+    def read_one(self, text: str) -> list[str]:
+        return clause_features(self._nlp(text))

@@ -150,14 +150,12 @@ class InsightsEngine:
             return []
         vectors = self._embedder.embed(units)
         scores = self._learned_scores(call)
-        unit_clauses: list[list[str]] = [[] for _ in units]
         if scores is not None and segment.leg != "agent":
             scores.add_words(segment.text)
             if segment.translation:
                 scores.add_words(segment.translation)
-            unit_clauses = self._clauses.read(units)
         new_flags = []
-        for text, vector, clauses in zip(units, vectors, unit_clauses, strict=True):
+        for text, vector in zip(units, vectors, strict=True):
             before = call.last_sentence.get(segment.leg, "")
             call.last_sentence[segment.leg] = text
             context = call.previous_vector if call.previous_vector is not None else np.zeros_like(vector)
@@ -165,7 +163,8 @@ class InsightsEngine:
             hits = []
             if may_raise_flag(segment.leg, text):
                 hits = self._risk.hits(text, vector, segment.start_s, before)
-                if scores is not None:
+                if scores is not None:  # parsed only here: agent lines and questions are never scored
+                    clauses = self._clauses.read_one(text)
                     scores.add_sentence(self._flag_model, text, clauses, vector, context, segment.start_s)
             new_flags += [call.flags[hit.flag_id] for hit in hits if self._record(call, hit)]
             keywords = classify.keywords_in(self.taxonomy.categories, text)
