@@ -102,6 +102,8 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     category_ids = [c.id for c in taxonomy.load().categories]
+    if args.cache:
+        args.cache.mkdir(parents=True, exist_ok=True)
     data = featurise_sets(training.TRAINING_SETS, args.cache)
     print(f"{len(data)} calls featurised in {time.perf_counter() - started:.0f} s", flush=True)
     hyper = training.Hyper()
