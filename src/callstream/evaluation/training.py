@@ -46,7 +46,7 @@ TRAINING_SETS = (
     "train7",
     "train8",
 )
-HELD_OUT_SETS = ("eval", "eval2", "eval3")  # never trained on
+HELD_OUT_SETS = ("eval", "eval2", "eval3", "eval4")  # never trained on
 
 
 @dataclass
