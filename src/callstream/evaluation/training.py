@@ -45,6 +45,9 @@ TRAINING_SETS = (
     "train6",
     "train7",
     "train8",
+    "train9",
+    "train10",
+    "train11",
 )
 HELD_OUT_SETS = ("eval", "eval2", "eval3", "eval4")  # never trained on
 

@@ -20,7 +20,7 @@ import numpy as np
 from callstream.nlp.embedder import DIMENSIONS
 
 MODEL_PATH = Path(__file__).parent / "data" / "insights_model.npz"
-FORMAT_VERSION = 2  # 2: sentence features include clause features
+FORMAT_VERSION = 3  # 2: sentence features include clause features; 3: clauses parsed without NER
 HASH_BITS = 13
 HASH_SIZE = 1 << HASH_BITS
 CHAR_NGRAM = 4  # inside words: "ananipiga" and "alinipiga" share "nipi", "ipig", "piga"
