@@ -93,6 +93,24 @@ def test_places_named_after_cues_and_in_lists(engine: InsightsEngine) -> None:
     assert places == ["Nakuru", "Lanet", "Kihonda", "Nyamongo", "Riruta Satellite", "Machakos Level 5"]
 
 
+def test_organisations_by_name_and_by_head_word(engine: InsightsEngine) -> None:
+    snapshot, _ = _analyse(
+        engine,
+        ("caller", "We went to FIDA Kenya and the Kenya Red Cross in Nakuru, then to Airtel for a new line."),
+        ("caller", "The Child Welfare Society of Kenya sent us to the National Council for Persons with Disabilities."),
+        ("caller", "Nenda Wizara ya Elimu. The Child and Family Protection Unit is at Kilimani Police Station."),
+        # words a caller capitalises that are not organisations: exams, messages, a sentence-initial verb
+        ("caller", "She did her KCSE and I got an SMS about FGM. Department ilisema hapana. Board the bus."),
+    )
+    orgs = [e.text for e in snapshot.entities if e.label == "ORG"]
+    assert orgs == [
+        "FIDA Kenya", "Kenya Red Cross", "Airtel", "Child Welfare Society of Kenya",
+        "National Council for Persons with Disabilities", "Wizara ya Elimu", "Child and Family Protection Unit",
+    ]  # fmt: skip
+    places = {e.text for e in snapshot.entities if e.label == "PLACE"}
+    assert "Kenya" not in places and {"Nakuru", "Kilimani Police Station"} <= places
+
+
 def test_names_from_cues_answers_and_lists(engine: InsightsEngine) -> None:
     names = _entity_texts(
         engine,

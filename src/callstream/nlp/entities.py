@@ -102,6 +102,25 @@ SCHOOL = re.compile(
     r"(?:Primary|Secondary|High|Girls'?|Boys'?|Mixed|Day|Junior|Comprehensive|Academy|Preparatory|Prep)"
     r"(?: (?:and|&) \w+)?(?: (?:School|Academy|Secondary|Primary))*\b"
 )
+# Organisations by the word that ends their name: "Autism Society of Kenya", "Child and Family Protection Unit",
+# "National Council for Persons with Disabilities", "Ministry of Gender, Labour and Social Development".
+_ORG_HEAD = (
+    r"(?:Society|Association|Foundation|Federation|Commission|Authority|Council|Board|Agency|Bureau|Network|Trust|"
+    r"Initiative|Programme|Program|Fund|Forum|Ministry|Department|Directorate|Service|Services|Unit|Organisation|"
+    r"Organization|Union|League|Alliance|Institute|Coalition|Recruitment|Agencies|Limited|Ltd|Company)"
+)
+_ORG_WORD = r"[A-Z][\w'’-]*"
+_ORG_LINK = r"(?:,? (?:and|&|of|for|the|with|on|against|ya|wa|la|cha|na))*"
+ORGANISATION = re.compile(
+    rf"\b(?P<org>(?:{_ORG_WORD} (?:(?:and|&|of|for) )?){{0,5}}{_ORG_HEAD}"
+    rf"(?:{_ORG_LINK} {_ORG_WORD}(?:{_ORG_LINK} {_ORG_WORD}){{0,5}})?)\b"
+)
+# In Swahili the head comes first: "Wizara ya Elimu", "Shirika la Msalaba Mwekundu", "Chama cha Walemavu".
+SW_ORGANISATION = re.compile(
+    rf"\b(?P<org>(?:Wizara|Idara|Shirika|Chama|Baraza|Tume|Mamlaka) (?:ya|la|cha|wa) {_ORG_WORD}"
+    rf"(?:{_ORG_LINK} {_ORG_WORD}){{0,5}})\b"
+)
+
 # Names: titles belong to the name ("Mr Otieno", "Mama Wanjiku", docs/labelling.md).
 _TITLE = r"(?:(?:Mr|Mrs|Ms|Dr|Mzee|Mama|Baba|Madam|Bi|Bw|Pastor|Auntie|Aunt|Uncle)\.? )"
 _NAME = rf"{_TITLE}?[A-Z][a-z'’]+(?: [A-Z][a-z'’]+)?"
@@ -180,6 +199,14 @@ I'm I’m You're It's I'd I'll Good Morning Afternoon Evening Call Child Huduma 
 After Before Std
 """
 NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
+# Capitals that spaCy calls organisations and callers say every day: messages, exams, services, forms.
+_NOT_ORGANISATIONS_TEXT = """
+SMS FGM GBV MUAC CHV VHT KCSE KCPE PLE UCE UACE CRE IRE UPE USE HIV AIDS ARV ARVs TB ID OB OCS LC1 LC PRC P3 NGO
+NGOs PWD CBC ECDE
+"""
+NOT_ORGANISATIONS = frozenset(_NOT_ORGANISATIONS_TEXT.split())
+# Words that may start an organisation's name though they are never a person's: "Child Welfare Society".
+_NOT_ORGANISATION_WORDS = NOT_NAMES - {"Child", "Childline", "Helpline", "Police", "Huduma", "Primary", "Secondary"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +221,15 @@ def _overlaps(a: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
     return any(a[0] < end and start < a[1] for start, end in taken)
 
 
-def _load_places(path: Path) -> re.Pattern[str]:
+def _load_names(path: Path) -> re.Pattern[str]:
+    """A gazetteer file as one pattern: whole words, longest name first."""
     names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     alternatives = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
     return re.compile(rf"(?<![\w'’-])(?:{alternatives})(?![\w'’-])")
 
 
 PLACES_FILE = Path(__file__).parent / "data" / "places.txt"
+ORGANISATIONS_FILE = Path(__file__).parent / "data" / "organisations.txt"
 _WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _SW_DAYS = "Jumatatu|Jumanne|Jumatano|Alhamisi|Ijumaa|Jumamosi|Jumapili"
@@ -214,13 +243,16 @@ DATE = re.compile(
 class EntityExtractor:
     """Not thread-safe (spaCy pipelines are used from one thread)."""
 
-    def __init__(self, nlp, places_file: Path = PLACES_FILE) -> None:  # nlp: a loaded spaCy Language
+    def __init__(
+        self, nlp, places_file: Path = PLACES_FILE, organisations_file: Path = ORGANISATIONS_FILE
+    ) -> None:  # nlp: a loaded spaCy Language
         self._nlp = nlp
         # Only the entity recogniser is needed here, and it has its own token vectors: skipping the
         # tagger and parser halves the cost (7.2 to 3.7 ms a turn); on five training sets it found 2
         # fewer of 1,411 names and 1 fewer false one. The clause features (clauses.py) need the parse.
         self._not_ner = [name for name in nlp.pipe_names if name != "ner"]
-        self._places = _load_places(places_file)
+        self._places = _load_names(places_file)
+        self._organisations = _load_names(organisations_file)
 
     def extract(
         self, text: str, answers_age_question: bool = False, answers_name_question: bool = False
@@ -246,6 +278,14 @@ class EntityExtractor:
         self._add_numbers(text, add, answers_age_question)
         for m in SCHOOL.finditer(text):
             add("SCHOOL", m.start(), m.end())
+        # Before places: "Kenya Red Cross" and "Kenya Ports Authority" are not the place "Kenya".
+        for m in self._organisations.finditer(text):
+            add("ORG", m.start(), m.end())
+        for m in ORGANISATION.finditer(text):
+            if (start := _organisation_start(m)) is not None:
+                add("ORG", start, m.end("org"))
+        for m in SW_ORGANISATION.finditer(text):
+            add("ORG", m.start("org"), m.end("org"))
         for pattern in (LANDMARK, NUMBERED_PLACE):
             for m in pattern.finditer(text):
                 if _may_be_place(m.group("place")):
@@ -302,9 +342,10 @@ class EntityExtractor:
             ):
                 # Without a cue, spaCy's places are mostly names and sentence-initial Swahili words.
                 continue
-            if label == "PERSON" and _starts_sentence(text, ent.start_char):
-                # A "name" that starts a sentence is mostly a Swahili word ("Nikusaidie", "Niambie");
-                # the cue rules above catch "Naitwa Wekesa" and the answer to "what's your name?".
+            if label in ("PERSON", "ORG") and _starts_sentence(text, ent.start_char):
+                # A "name" or "organisation" that starts a sentence is mostly Swahili words ("Nikusaidie",
+                # "Habari samahani"); the cue rules above catch "Naitwa Wekesa" and the answer to "what's
+                # your name?", and the gazetteer and ORGANISATION the organisations.
                 continue
             if label is not None:
                 add(label, ent.start_char, ent.end_char)
@@ -326,6 +367,16 @@ def _add_listed(text: str, found: list[Entity], add, label: str, next_in_list: r
 def _starts_sentence(text: str, pos: int) -> bool:
     before = text[max(0, pos - 40) : pos].rstrip()  # a window, so that many matches stay linear
     return not before or before[-1] in ".!?"
+
+
+def _organisation_start(m: re.Match[str]) -> int | None:
+    """Where the name starts once words that begin spoken sentences are dropped ("The" in "The Child Welfare
+    Society"); None when no more than the head word is left ("Department", "Please Board")."""
+    start = m.start("org")
+    words = m.group("org").split(" ")
+    while words and (words[0] in _NOT_ORGANISATION_WORDS or words[0] in ("and", "&", "of", "for")):
+        start += len(words.pop(0)) + 1
+    return start if len(words) > 1 else None
 
 
 def _may_be_place(name: str) -> bool:
@@ -366,6 +417,6 @@ def _spacy_label(ent) -> str | None:
         return "PERSON"
     if ent.label_ in ("GPE", "LOC", "FAC"):
         return "PLACE"
-    if ent.label_ == "ORG" and (len(words) > 1 or (text.isupper() and len(text) > 2)):
+    if ent.label_ == "ORG" and (len(words) > 1 or (text.isupper() and len(text) > 2)) and text not in NOT_ORGANISATIONS:
         return "ORG"
     return None
