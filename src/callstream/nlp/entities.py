@@ -102,8 +102,10 @@ SCHOOL = re.compile(
     r"(?:Primary|Secondary|High|Girls'?|Boys'?|Mixed|Day|Junior|Comprehensive|Academy|Preparatory|Prep)"
     r"(?: (?:and|&) \w+)?(?: (?:School|Academy|Secondary|Primary))*\b"
 )
-# Organisations by the word that ends their name: "Autism Society of Kenya", "Child and Family Protection Unit",
-# "National Council for Persons with Disabilities", "Ministry of Gender, Labour and Social Development".
+# Organisations by the word that ends their name, and what follows it: "Autism Society of Kenya", "Child and
+# Family Protection Unit", "National Council for Persons with Disabilities", "Ministry of Education". A comma
+# ends the name unless "and" or "of" follows it ("Ministry of Gender, Labour and ..." is cut after "Gender"), so
+# a place after the comma is not taken into the name.
 _ORG_HEAD = (
     r"(?:Society|Association|Foundation|Federation|Commission|Authority|Council|Board|Agency|Bureau|Network|Trust|"
     r"Initiative|Programme|Program|Fund|Forum|Ministry|Department|Directorate|Service|Services|Unit|Organisation|"
@@ -205,7 +207,8 @@ SMS FGM GBV MUAC CHV VHT KCSE KCPE PLE UCE UACE CRE IRE UPE USE HIV AIDS ARV ARV
 NGOs PWD CBC ECDE
 """
 NOT_ORGANISATIONS = frozenset(_NOT_ORGANISATIONS_TEXT.split())
-# Words that may start an organisation's name though they are never a person's: "Child Welfare Society".
+# Words that do not start an organisation's name: those that start spoken sentences (NOT_NAMES), less the few
+# that do start one ("Child Welfare Society", "Police Service").
 _NOT_ORGANISATION_WORDS = NOT_NAMES - {"Child", "Childline", "Helpline", "Police", "Huduma", "Primary", "Secondary"}
 
 
