@@ -1,9 +1,10 @@
 """Entities helplines record: spaCy's NER plus rules for what it misses in spoken text.
 
 spaCy's small English model reads "0712 345 678" and "12 years old" as DATE and most East
-African names and sentence-initial Swahili words as places, so phone numbers, ages, schools
-and most places come from rules and a gazetteer (data/places.txt). spaCy's labels are only
-trusted where the rules say nothing, and its places only after a word like "in" or "niko".
+African names and sentence-initial Swahili words as places, so phone numbers, ages, schools,
+organisations and most places come from rules and gazetteers (data/places.txt,
+data/organisations.txt). spaCy's labels are only trusted where the rules say nothing, and its
+places only after a word like "in" or "niko".
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ _ORG_HEAD = (
     r"Organization|Union|League|Alliance|Institute|Coalition|Recruitment|Agencies|Limited|Ltd|Company)"
 )
 _ORG_WORD = r"[A-Z][\w'’-]*"
+_ORG_INNER_WORDS = ("and", "&", "of", "for")  # between the words before the head: "Child and Family Protection Unit"
 _ORG_LINK = r"(?:,? (?:and|&|of|for|the|with|on|against|ya|wa|la|cha|na))*"
 ORGANISATION = re.compile(
-    rf"\b(?P<org>(?:{_ORG_WORD} (?:(?:and|&|of|for) )?){{0,5}}{_ORG_HEAD}"
+    rf"\b(?P<org>(?:{_ORG_WORD} (?:(?:{'|'.join(_ORG_INNER_WORDS)}) )?){{0,5}}{_ORG_HEAD}"
     rf"(?:{_ORG_LINK} {_ORG_WORD}(?:{_ORG_LINK} {_ORG_WORD}){{0,5}})?)\b"
 )
 # In Swahili the head comes first: "Wizara ya Elimu", "Shirika la Msalaba Mwekundu", "Chama cha Walemavu".
@@ -377,7 +379,7 @@ def _organisation_start(m: re.Match[str]) -> int | None:
     Society"); None when no more than the head word is left ("Department", "Please Board")."""
     start = m.start("org")
     words = m.group("org").split(" ")
-    while words and (words[0] in _NOT_ORGANISATION_WORDS or words[0] in ("and", "&", "of", "for")):
+    while words and (words[0] in _NOT_ORGANISATION_WORDS or words[0] in _ORG_INNER_WORDS):
         start += len(words.pop(0)) + 1
     return start if len(words) > 1 else None
 
