@@ -30,13 +30,15 @@ from callstream.nlp.taxonomy import RISK_FLAG_IDS
 
 
 def featurise_sets(names: tuple[str, ...], cache: Path | None) -> list[training.CallFeatures]:
-    """Featurising is most of the time; `cache` keeps each set's features, keyed by its content and
-    the feature format (patterns or other code changed: clear the cache)."""
+    """Featurising is most of the time; `cache` keeps each set's features, keyed by its content, the
+    feature format and the taxonomy, whose patterns decide `rule_flags` (other code changed: clear
+    the cache)."""
     embedder = patterns_only = None
     data = []
     for name in names:
         path = DATA_DIR / f"insights_{name}.jsonl"
         key = hashlib.sha1(path.read_bytes() + f"{learned.FORMAT_VERSION} {learned.CLAUSE_WEIGHT}".encode())
+        key.update(taxonomy.DEFAULT_PATH.read_bytes())
         cached = cache / f"{name}-{key.hexdigest()[:12]}.pkl" if cache else None
         if cached and cached.exists():
             data += pickle.loads(cached.read_bytes())
