@@ -126,6 +126,17 @@ def test_names_from_cues_answers_and_lists(engine: InsightsEngine) -> None:
     ]  # fmt: skip
 
 
+def test_names_known_in_the_region(engine: InsightsEngine) -> None:
+    names = _entity_texts(
+        engine,
+        "PERSON",
+        ("caller", "Akinyi is my cousin. We stay with Zuhura Mwinyi and her boy Kiprono in Kibera."),
+        # names that are also words: only inside a sentence, and not after an article
+        ("caller", "Hawa watoto hawana chakula. By the Grace of God we eat. Juma lililopita Baraka alikuja."),
+    )
+    assert names == ["Akinyi", "Zuhura Mwinyi", "Kiprono", "Baraka"]
+
+
 def test_clauses_say_who_did_what_to_whom_and_when(engine: InsightsEngine) -> None:
     husband, son, denied, threat, wish = engine.clauses.read(
         [
@@ -166,6 +177,8 @@ def test_swahili_statements_raise_flags(engine: InsightsEngine) -> None:
     assert "physical_abuse" in {f.id for f in raised}
     _, raised = _analyse(engine, ("caller", "Nimechoka, nataka kujiua."))
     assert "self_harm" in {f.id for f in raised}
+    _, raised = _analyse(engine, ("caller", "Akanichapa na mkanda mgongoni."))
+    assert "physical_abuse" in {f.id for f in raised}
 
 
 def test_no_flag_from_agent_questions_or_harmless_words(engine: InsightsEngine) -> None:
@@ -174,6 +187,7 @@ def test_no_flag_from_agent_questions_or_harmless_words(engine: InsightsEngine) 
         ("agent", "Has anyone hurt you or touched you in a way you did not like?"),
         ("caller", "No, I just wanted to know what services you offer. Is this call free?"),
         ("caller", "I killed it in my maths exam, by the way."),
+        ("caller", "Nobody has touched me. These exams are going to kill me though."),
     )
     assert raised == []
     assert snapshot.categories[0].id == "information"

@@ -3,8 +3,8 @@
 spaCy's small English model reads "0712 345 678" and "12 years old" as DATE and most East
 African names and sentence-initial Swahili words as places, so phone numbers, ages, schools,
 organisations and most places come from rules and gazetteers (data/places.txt,
-data/organisations.txt). spaCy's labels are only trusted where the rules say nothing, and its
-places only after a word like "in" or "niko".
+data/organisations.txt), and the region's common names from data/names.txt. spaCy's labels are
+only trusted where the rules say nothing, and its places only after a word like "in" or "niko".
 """
 
 from __future__ import annotations
@@ -233,8 +233,27 @@ def _load_names(path: Path) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w'’-])(?:{alternatives})(?![\w'’-])")
 
 
+def _load_person_names(path: Path) -> tuple[re.Pattern[str], frozenset[str]]:
+    """names.txt as one pattern (case-sensitive: the capital is part of the evidence) and the set of
+    names that are also everyday words."""
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    words = frozenset(line.removesuffix(WORD_NAME_MARK) for line in lines if line.endswith(WORD_NAME_MARK))
+    names = sorted({line.removesuffix(WORD_NAME_MARK) for line in lines}, key=len, reverse=True)
+    return re.compile(rf"(?<![\w'’-])(?:{'|'.join(re.escape(n) for n in names)})(?![\w'’-])"), words
+
+
 PLACES_FILE = Path(__file__).parent / "data" / "places.txt"
 ORGANISATIONS_FILE = Path(__file__).parent / "data" / "organisations.txt"
+NAMES_FILE = Path(__file__).parent / "data" / "names.txt"
+WORD_NAME_MARK = " *"  # names.txt: a name that is also an everyday word ("Baraka", "Hawa", "Grace")
+# Before a name that is also a word, these make it the word: "by the Grace of God", "a Blessing".
+_ARTICLE_BEFORE = re.compile(r"\b(?i:the|a|an|of|god'?s|his|her|our|your|their)\s+$")
+_NEXT_WORD = re.compile(r" (?P<word>[A-Z][a-z'’]+)(?![\w'’-])")  # a surname after a given name
+# Words after a name that make it a street, an estate or an institution, not a person's surname.
+_NOT_SURNAMES = re.compile(
+    r"(?i:road|street|avenue|lane|drive|estate|village|town|market|stage|hospital|school|academy|primary|"
+    r"secondary|church|mosque|centre|center|house|hall|court|county|ward|location|stadium|farm)"
+)
 _WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _SW_DAYS = "Jumatatu|Jumanne|Jumatano|Alhamisi|Ijumaa|Jumamosi|Jumapili"
@@ -249,7 +268,11 @@ class EntityExtractor:
     """Not thread-safe (spaCy pipelines are used from one thread)."""
 
     def __init__(
-        self, nlp, places_file: Path = PLACES_FILE, organisations_file: Path = ORGANISATIONS_FILE
+        self,
+        nlp,
+        places_file: Path = PLACES_FILE,
+        organisations_file: Path = ORGANISATIONS_FILE,
+        names_file: Path = NAMES_FILE,
     ) -> None:  # nlp: a loaded spaCy Language
         self._nlp = nlp
         # Only the entity recogniser is needed here, and it has its own token vectors: skipping the
@@ -258,6 +281,7 @@ class EntityExtractor:
         self._not_ner = [name for name in nlp.pipe_names if name != "ner"]
         self._places = _load_names(places_file)
         self._organisations = _load_names(organisations_file)
+        self._person_names, self._word_names = _load_person_names(names_file)
 
     def extract(
         self, text: str, answers_age_question: bool = False, answers_name_question: bool = False
@@ -309,6 +333,7 @@ class EntityExtractor:
         for start, end in _leftmost_longest_first(names):
             if self._may_be_name(text[start:end]):
                 add("PERSON", start, end)
+        self._add_known_names(text, add)
         for m in PLACE_CUES.finditer(text):
             if _may_be_place(m.group("place")) and not self._places.fullmatch(m.group("place")):
                 add("PLACE", m.start("place"), m.end("place"))
@@ -352,8 +377,37 @@ class EntityExtractor:
                 # "Habari samahani"); the cue rules above catch "Naitwa Wekesa" and the answer to "what's
                 # your name?", and the gazetteer and ORGANISATION the organisations.
                 continue
+            if label == "PERSON" and self._is_word_here(text, ent.start_char, ent.text):
+                continue  # "by the Grace of God"
             if label is not None:
                 add(label, ent.start_char, ent.end_char)
+
+    def _add_known_names(self, text: str, add) -> None:
+        """Names from names.txt, with the surname that follows ("Zuhura Hamisi", "Akinyi Odera"). A
+        name that is also a word counts only inside a sentence and not after an article."""
+        for m in self._person_names.finditer(text):
+            start, end = m.span()
+            if self._is_word_here(text, start, m.group()):
+                continue
+            surname = _NEXT_WORD.match(text, end)
+            if surname and self._may_be_surname(surname.group("word")) and add("PERSON", start, surname.end()):
+                continue
+            add("PERSON", start, end)
+
+    def _is_word_here(self, text: str, start: int, name: str) -> bool:
+        """A name that is also a word ("Baraka", "Grace"), where it is the word: at the start of a
+        sentence or after an article."""
+        return name in self._word_names and (
+            _starts_sentence(text, start) or _ARTICLE_BEFORE.search(text, max(0, start - 12), start) is not None
+        )
+
+    def _may_be_surname(self, word: str) -> bool:
+        return (
+            word not in NOT_NAMES
+            and word not in self._word_names
+            and not _NOT_SURNAMES.fullmatch(word)
+            and not self._places.fullmatch(word)
+        )
 
     def _may_be_name(self, name: str) -> bool:
         untitled = LEADING_TITLE.sub("", name)
