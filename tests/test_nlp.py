@@ -133,8 +133,10 @@ def test_names_known_in_the_region(engine: InsightsEngine) -> None:
         ("caller", "Akinyi is my cousin. We stay with Zuhura Mwinyi and her boy Kiprono in Kibera."),
         # names that are also words: only inside a sentence, and not after an article
         ("caller", "Hawa watoto hawana chakula. By the Grace of God we eat. Juma lililopita Baraka alikuja."),
+        # ... or before a listed surname; and a place named after a person is not one
+        ("caller", "Faith Wanjiru took us to Wilson Airport."),
     )
-    assert names == ["Akinyi", "Zuhura Mwinyi", "Kiprono", "Baraka"]
+    assert names == ["Akinyi", "Zuhura Mwinyi", "Kiprono", "Baraka", "Faith Wanjiru"]
 
 
 def test_clauses_say_who_did_what_to_whom_and_when(engine: InsightsEngine) -> None:

@@ -233,6 +233,9 @@ def _load_names(path: Path) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w'’-])(?:{alternatives})(?![\w'’-])")
 
 
+WORD_NAME_MARK = " *"  # names.txt: a name that is also an everyday word ("Baraka", "Hawa", "Grace")
+
+
 def _load_person_names(path: Path) -> tuple[re.Pattern[str], frozenset[str]]:
     """names.txt as one pattern (case-sensitive: the capital is part of the evidence) and the set of
     names that are also everyday words."""
@@ -245,14 +248,15 @@ def _load_person_names(path: Path) -> tuple[re.Pattern[str], frozenset[str]]:
 PLACES_FILE = Path(__file__).parent / "data" / "places.txt"
 ORGANISATIONS_FILE = Path(__file__).parent / "data" / "organisations.txt"
 NAMES_FILE = Path(__file__).parent / "data" / "names.txt"
-WORD_NAME_MARK = " *"  # names.txt: a name that is also an everyday word ("Baraka", "Hawa", "Grace")
-# Before a name that is also a word, these make it the word: "by the Grace of God", "a Blessing".
-_ARTICLE_BEFORE = re.compile(r"\b(?i:the|a|an|of|god'?s|his|her|our|your|their)\s+$")
+# Before a name that is also a word, these make it the word: "by the Grace of God", "mwezi wa Ramadhani".
+_ARTICLE_BEFORE = re.compile(r"\b(?i:the|a|an|god'?s|his|her|our|your|their|mwezi wa|month of)\s+$")
 _NEXT_WORD = re.compile(r" (?P<word>[A-Z][a-z'’]+)(?![\w'’-])")  # a surname after a given name
-# Words after a name that make it a street, an estate or an institution, not a person's surname.
-_NOT_SURNAMES = re.compile(
+# Words after a name that make it a place or an institution named after a person: "Kamau Road",
+# "Wilson Airport", "Masinde Muliro University".
+_NAMED_AFTER = re.compile(
     r"(?i:road|street|avenue|lane|drive|estate|village|town|market|stage|hospital|school|academy|primary|"
-    r"secondary|church|mosque|centre|center|house|hall|court|county|ward|location|stadium|farm)"
+    r"secondary|church|mosque|centre|center|house|hall|court|county|ward|location|stadium|farm|university|"
+    r"college|airport|institute|polytechnic|memorial|park|bridge|station)"
 )
 _WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -383,16 +387,25 @@ class EntityExtractor:
                 add(label, ent.start_char, ent.end_char)
 
     def _add_known_names(self, text: str, add) -> None:
-        """Names from names.txt, with the surname that follows ("Zuhura Hamisi", "Akinyi Odera"). A
-        name that is also a word counts only inside a sentence and not after an article."""
+        """Names from names.txt, with the surname that follows ("Zuhura Mwinyi", "Akinyi Odera"). A
+        name that is also a word counts only inside a sentence and not after an article, or before
+        a surname from the list ("Faith Wanjiru"); none counts in a place's or an institution's name
+        ("Wilson Airport", "Masinde Muliro University"), which the place rules after this may take."""
         for m in self._person_names.finditer(text):
             start, end = m.span()
-            if self._is_word_here(text, start, m.group()):
-                continue
             surname = _NEXT_WORD.match(text, end)
+            after = _NEXT_WORD.match(text, surname.end() if surname else end)
+            if any(w and _NAMED_AFTER.fullmatch(w.group("word")) for w in (surname, after)):
+                continue
+            known_surname = surname is not None and self._is_listed_name(surname.group("word"))
+            if self._is_word_here(text, start, m.group()) and not known_surname:
+                continue
             if surname and self._may_be_surname(surname.group("word")) and add("PERSON", start, surname.end()):
                 continue
             add("PERSON", start, end)
+
+    def _is_listed_name(self, word: str) -> bool:
+        return word not in self._word_names and self._person_names.fullmatch(word) is not None
 
     def _is_word_here(self, text: str, start: int, name: str) -> bool:
         """A name that is also a word ("Baraka", "Grace"), where it is the word: at the start of a
@@ -405,7 +418,6 @@ class EntityExtractor:
         return (
             word not in NOT_NAMES
             and word not in self._word_names
-            and not _NOT_SURNAMES.fullmatch(word)
             and not self._places.fullmatch(word)
         )
 
