@@ -415,11 +415,7 @@ class EntityExtractor:
         )
 
     def _may_be_surname(self, word: str) -> bool:
-        return (
-            word not in NOT_NAMES
-            and word not in self._word_names
-            and not self._places.fullmatch(word)
-        )
+        return word not in NOT_NAMES and word not in self._word_names and not self._places.fullmatch(word)
 
     def _may_be_name(self, name: str) -> bool:
         untitled = LEADING_TITLE.sub("", name)
