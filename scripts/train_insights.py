@@ -6,7 +6,7 @@ scripts/train_insights.py [--target-recall 0.95] [--report FILE.md] [--cache DIR
 Reads the training sets in tests/data (never the held-out ones), cross-validates leaving one set
 out at a time, picks the flag threshold whose out-of-fold recall reaches the target, then trains
 on every training set and writes src/callstream/nlp/data/insights_model.npz. Deterministic: the
-same data gives the same weights. About 32 minutes on two cores for 1,128 calls, 6 of them
+same data gives the same weights. About 55 minutes on two cores for 1,288 calls, 9 of them
 featurising, which --cache keeps between runs.
 """
 

@@ -48,6 +48,8 @@ TRAINING_SETS = (
     "train9",
     "train10",
     "train11",
+    "train12",
+    "train13",
 )
 HELD_OUT_SETS = ("eval", "eval2", "eval3", "eval4")  # never trained on
 
