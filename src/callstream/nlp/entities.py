@@ -226,23 +226,29 @@ def _overlaps(a: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
     return any(a[0] < end and start < a[1] for start, end in taken)
 
 
-def _load_names(path: Path) -> re.Pattern[str]:
-    """A gazetteer file as one pattern: whole words, longest name first."""
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+def _gazetteer_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _whole_words(names) -> re.Pattern[str]:
+    """One case-sensitive pattern for a gazetteer: whole words, longest name first."""
     alternatives = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
     return re.compile(rf"(?<![\w'’-])(?:{alternatives})(?![\w'’-])")
+
+
+def _load_names(path: Path) -> re.Pattern[str]:
+    return _whole_words(_gazetteer_lines(path))
 
 
 WORD_NAME_MARK = " *"  # names.txt: a name that is also an everyday word ("Baraka", "Hawa", "Grace")
 
 
 def _load_person_names(path: Path) -> tuple[re.Pattern[str], frozenset[str]]:
-    """names.txt as one pattern (case-sensitive: the capital is part of the evidence) and the set of
-    names that are also everyday words."""
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    """names.txt as one pattern (the capital is part of the evidence) and the set of names that are
+    also everyday words."""
+    lines = _gazetteer_lines(path)
     words = frozenset(line.removesuffix(WORD_NAME_MARK) for line in lines if line.endswith(WORD_NAME_MARK))
-    names = sorted({line.removesuffix(WORD_NAME_MARK) for line in lines}, key=len, reverse=True)
-    return re.compile(rf"(?<![\w'’-])(?:{'|'.join(re.escape(n) for n in names)})(?![\w'’-])"), words
+    return _whole_words(line.removesuffix(WORD_NAME_MARK) for line in lines), words
 
 
 PLACES_FILE = Path(__file__).parent / "data" / "places.txt"
