@@ -400,7 +400,7 @@ class EntityExtractor:
         for m in self._person_names.finditer(text):
             start, end = m.span()
             surname = _NEXT_WORD.match(text, end)
-            after = _NEXT_WORD.match(text, surname.end() if surname else end)
+            after = _NEXT_WORD.match(text, surname.end()) if surname else None
             if any(w and _NAMED_AFTER.fullmatch(w.group("word")) for w in (surname, after)):
                 continue
             known_surname = surname is not None and self._is_listed_name(surname.group("word"))
