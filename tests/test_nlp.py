@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from callstream.events import Alert, Insights
 from callstream.nlp import taxonomy
+from callstream.nlp.embedder import DIMENSIONS
 from callstream.nlp.engine import CallText, InsightsEngine, TranscriptSegment
+from callstream.nlp.risk import RiskDetector, holding, update_contexts
 from callstream.nlp.service import InsightsService
 from callstream.nlp.text import is_question_to_caller, sentences
 
@@ -196,6 +199,33 @@ def test_no_flag_from_agent_questions_or_harmless_words(engine: InsightsEngine) 
     assert snapshot.priority == 3
 
 
+def _pattern_flags(tax: taxonomy.Taxonomy, *said: str) -> set[str]:
+    """What the taxonomy's patterns raise on a caller's sentences, caller contexts included."""
+    detector, held, raised, before = RiskDetector(tax.flags, {}), {}, set(), ""
+    for sentence in said:
+        update_contexts(tax.caller_contexts, held, sentence)
+        hits = detector.hits(sentence, np.zeros(DIMENSIONS, np.float32), 0.0, before, holding(held))
+        raised |= {hit.flag_id for hit in hits}
+        before = sentence
+    return raised
+
+
+def test_an_adult_callers_own_beating_or_rape_is_not_child_abuse() -> None:
+    tax = taxonomy.load()
+    assert "physical_abuse" in _pattern_flags(tax, "He slapped me at the bar.")  # who the caller is: unknown
+    assert "physical_abuse" not in _pattern_flags(tax, "I'm 34, I sell vegetables.", "He slapped me at the bar.")
+    assert "physical_abuse" not in _pattern_flags(tax, "Nina miaka thelathini.", "Alinipiga jana.")
+    assert "sexual_abuse" not in _pattern_flags(tax, "I'm thirty-five.", "When I was nine, he abused me.", "Sexually.")
+    # A child or someone else harmed, in the sentence or the one before, still raises the flag.
+    assert "physical_abuse" in _pattern_flags(tax, "I'm 34.", "He beat me and my daughter.")
+    assert "sexual_abuse" in _pattern_flags(tax, "I'm 40.", "My daughter came home crying.", "He raped her.")
+    assert "sexual_abuse" in _pattern_flags(tax, "I'm 40.", "Our daughter, the teacher abused her.", "Sexually.")
+    # A husband or a number is not an adult age; a caller who says she is a child is one for the rest of the call.
+    assert "physical_abuse" in _pattern_flags(tax, "My husband drinks.", "He beat me last night.")
+    assert "physical_abuse" in _pattern_flags(tax, "I'm 99% sure he will come.", "He beat me last night.")
+    assert "sexual_abuse" in _pattern_flags(tax, "I'm 19.", "Sorry, I'm 15, in form two.", "He raped me.")
+
+
 def test_question_detection() -> None:
     assert is_question_to_caller("Did he hit you?")
     assert is_question_to_caller("Okay, and are you safe right now?")
@@ -247,6 +277,10 @@ def test_taxonomy_errors_name_the_problem(tmp_path: Path) -> None:
         taxonomy.load(path)
     path.write_text('[[category]]\nid = "x"\nlabel = "X"\ncolour = "red"\n')
     with pytest.raises(taxonomy.TaxonomyError, match="colour"):
+        taxonomy.load(path)
+    flag = '[[flag]]\nid = "neglect"\nlabel = "N"\nexclude_when = {adult = []}\n'
+    path.write_text('[[category]]\nid = "x"\nlabel = "X"\n' + flag)
+    with pytest.raises(taxonomy.TaxonomyError, match="unknown caller contexts: \\['adult'\\]"):
         taxonomy.load(path)
 
 

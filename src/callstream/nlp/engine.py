@@ -16,7 +16,7 @@ from callstream.nlp import classify, learned, taxonomy
 from callstream.nlp.clauses import ClauseReader
 from callstream.nlp.embedder import DIMENSIONS, SentenceEmbedder
 from callstream.nlp.entities import ASKS_AGE, ASKS_NAME, Entity, EntityExtractor
-from callstream.nlp.risk import RiskDetector, RiskHit
+from callstream.nlp.risk import RiskDetector, RiskHit, holding, update_contexts
 from callstream.nlp.summary import summarise
 from callstream.nlp.text import may_raise_flag, sentences
 
@@ -69,6 +69,7 @@ class CallText:
     language_seconds: dict[str, float] = field(default_factory=dict)
     translations: list[str] = field(default_factory=list)
     last_sentence: dict[str, str] = field(default_factory=dict)  # leg -> its latest sentence (context)
+    caller_contexts: dict[str, bool] = field(default_factory=dict)  # taxonomy caller context -> holds
     previous_vector: np.ndarray | None = None  # the call's latest sentence, either leg (learned context)
     learned_scores: learned.CallScores | None = None
     segments: int = 0
@@ -162,7 +163,8 @@ class InsightsEngine:
             call.previous_vector = vector
             hits = []
             if may_raise_flag(segment.leg, text):
-                hits = self._risk.hits(text, vector, segment.start_s, before)
+                update_contexts(self.taxonomy.caller_contexts, call.caller_contexts, text)
+                hits = self._risk.hits(text, vector, segment.start_s, before, holding(call.caller_contexts))
                 if scores is not None:  # parsed only here: agent lines and questions are never scored
                     clauses = self._clauses.read_one(text)
                     scores.add_sentence(self._flag_model, text, clauses, vector, context, segment.start_s)

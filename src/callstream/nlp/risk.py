@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callstream.nlp.taxonomy import RiskFlagRule
+from callstream.nlp.taxonomy import CallerContext, RiskFlagRule
 
 PATTERN_SCORE = 0.9  # a pattern match is explicit; the score ranks it above embedding-only hits
 
@@ -24,12 +24,20 @@ class RiskDetector:
         self._rules = rules
         self._examples = example_vectors  # flag id -> unit vectors of its examples
 
-    def hits(self, sentence: str, vector: np.ndarray, at_s: float, before: str = "") -> list[RiskHit]:
-        """Flags this sentence raises; `before` is the same speaker's previous sentence (context)."""
+    def hits(
+        self, sentence: str, vector: np.ndarray, at_s: float, before: str = "", contexts: frozenset[str] = frozenset()
+    ) -> list[RiskHit]:
+        """Flags this sentence raises; `before` is the same speaker's previous sentence, `contexts`
+        the caller contexts that hold (update_contexts)."""
         found = []
         window = f"{before} {sentence}"
         for rule in self._rules:
-            if any(p.search(sentence) for p in rule.compiled_excludes):
+            if any(p.search(sentence) for p in rule.compiled_excludes) or any(
+                # Both: "he raped me" after "my daughter told me..." is not about the caller alone.
+                p.search(sentence) and p.search(window)
+                for c in contexts
+                for p in rule.compiled_excludes_when.get(c, ())
+            ):
                 continue
             score = 0.0
             if any(p.search(sentence) for p in rule.compiled_patterns) or any(
@@ -45,3 +53,19 @@ class RiskDetector:
             if score > 0:
                 found.append(RiskHit(rule.id, round(score, 3), sentence, at_s))
         return found
+
+
+def update_contexts(contexts: list[CallerContext], held: dict[str, bool], sentence: str) -> None:
+    """Fold one caller sentence into `held` (context id -> whether it holds). A context ruled out
+    stays ruled out: a caller who said "I'm 15" is a child even after "my husband"."""
+    for context in contexts:
+        if held.get(context.id) is False:
+            continue
+        if any(p.search(sentence) for p in context.compiled_unless):
+            held[context.id] = False
+        elif any(p.search(sentence) for p in context.compiled_said):
+            held[context.id] = True
+
+
+def holding(held: dict[str, bool]) -> frozenset[str]:
+    return frozenset(context for context, holds in held.items() if holds)

@@ -47,6 +47,28 @@ class Category(_Entry, dict=True):
         return [re.compile(rf"\b(?:{k})\b", re.IGNORECASE) for k in self.keywords]
 
 
+def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
+    return [re.compile(p, re.IGNORECASE) for p in patterns]
+
+
+class CallerContext(msgspec.Struct, dict=True, forbid_unknown_fields=True, kw_only=True):
+    """Something the caller says about themselves that holds for the rest of the call ("I'm 35",
+    "my husband"), unless they say something that rules it out ("I'm 15"), which then holds."""
+
+    id: str
+    description: str = ""
+    said: list[str] = []
+    unless: list[str] = []
+
+    @cached_property
+    def compiled_said(self) -> list[re.Pattern[str]]:
+        return _compile(self.said)
+
+    @cached_property
+    def compiled_unless(self) -> list[re.Pattern[str]]:
+        return _compile(self.unless)
+
+
 class RiskFlagRule(_Entry, dict=True):
     priority: int = 2
     similarity: float = 0.65  # cosine to the nearest example at which a sentence raises the flag
@@ -55,23 +77,30 @@ class RiskFlagRule(_Entry, dict=True):
     # sentence before it ("right now" + "beating"), one of them in the sentence itself.
     combinations: list[list[str]] = []
     exclude: list[str] = []
+    # Caller context id -> excludes that apply only while the caller context holds.
+    exclude_when: dict[str, list[str]] = {}
 
     @cached_property
     def compiled_patterns(self) -> list[re.Pattern[str]]:
-        return [re.compile(p, re.IGNORECASE) for p in self.patterns]
+        return _compile(self.patterns)
 
     @cached_property
     def compiled_combinations(self) -> list[list[re.Pattern[str]]]:
-        return [[re.compile(p, re.IGNORECASE) for p in group] for group in self.combinations]
+        return [_compile(group) for group in self.combinations]
 
     @cached_property
     def compiled_excludes(self) -> list[re.Pattern[str]]:
-        return [re.compile(p, re.IGNORECASE) for p in self.exclude]
+        return _compile(self.exclude)
+
+    @cached_property
+    def compiled_excludes_when(self) -> dict[str, list[re.Pattern[str]]]:
+        return {context: _compile(patterns) for context, patterns in self.exclude_when.items()}
 
 
 class Taxonomy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     category: list[Category]
     flag: list[RiskFlagRule] = []
+    caller_context: list[CallerContext] = []
 
     @property
     def categories(self) -> list[Category]:
@@ -80,6 +109,10 @@ class Taxonomy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     @property
     def flags(self) -> list[RiskFlagRule]:
         return self.flag
+
+    @property
+    def caller_contexts(self) -> list[CallerContext]:
+        return self.caller_context
 
     def category_by_id(self, category_id: str) -> Category | None:
         return next((c for c in self.category if c.id == category_id), None)
@@ -115,10 +148,21 @@ def _validate(taxonomy: Taxonomy, path: Path) -> None:
             category.keyword_patterns  # noqa: B018  (compile now, so a bad pattern fails at load)
         except re.error as exc:
             raise TaxonomyError(f"{path}: category {category.id}: bad keyword pattern: {exc}") from exc
+    contexts = {c.id for c in taxonomy.caller_context}
+    for context in taxonomy.caller_context:
+        try:
+            context.compiled_said  # noqa: B018
+            context.compiled_unless  # noqa: B018
+        except re.error as exc:
+            raise TaxonomyError(f"{path}: caller context {context.id}: bad pattern: {exc}") from exc
     for flag in taxonomy.flag:
+        unknown = set(flag.exclude_when) - contexts
+        if unknown:
+            raise TaxonomyError(f"{path}: flag {flag.id} exclude_when names unknown caller contexts: {sorted(unknown)}")
         try:
             flag.compiled_patterns  # noqa: B018
             flag.compiled_combinations  # noqa: B018
             flag.compiled_excludes  # noqa: B018
+            flag.compiled_excludes_when  # noqa: B018
         except re.error as exc:
             raise TaxonomyError(f"{path}: flag {flag.id}: bad pattern: {exc}") from exc
