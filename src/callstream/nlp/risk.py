@@ -33,7 +33,8 @@ class RiskDetector:
         window = f"{before} {sentence}"
         for rule in self._rules:
             if any(p.search(sentence) for p in rule.compiled_excludes) or any(
-                # Both: "he raped me" after "my daughter told me..." is not about the caller alone.
+                # Alone and with the sentence before: "He raped me." after "My daughter told me
+                # everything." may be the daughter's words, not the caller's own story.
                 p.search(sentence) and p.search(window)
                 for c in contexts
                 for p in rule.compiled_excludes_when.get(c, ())
@@ -57,7 +58,7 @@ class RiskDetector:
 
 def update_contexts(contexts: list[CallerContext], held: dict[str, bool], sentence: str) -> None:
     """Fold one caller sentence into `held` (context id -> whether it holds). A context ruled out
-    stays ruled out: a caller who said "I'm 15" is a child even after "my husband"."""
+    stays ruled out: a caller who said "I'm 15" is a child even after "I'm 19"."""
     for context in contexts:
         if held.get(context.id) is False:
             continue

@@ -52,8 +52,8 @@ def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
 
 
 class CallerContext(msgspec.Struct, dict=True, forbid_unknown_fields=True, kw_only=True):
-    """Something the caller says about themselves that holds for the rest of the call ("I'm 35",
-    "my husband"), unless they say something that rules it out ("I'm 15"), which then holds."""
+    """Something the caller says about themselves that holds for the rest of the call ("I'm 35"),
+    unless they say something that rules it out ("I'm 15"), which then holds instead."""
 
     id: str
     description: str = ""
