@@ -226,6 +226,19 @@ def test_an_adult_callers_own_beating_or_rape_is_not_child_abuse() -> None:
     assert "sexual_abuse" in _pattern_flags(tax, "I'm 19.", "Sorry, I'm 15, in form two.", "He raped me.")
 
 
+def test_patterns_read_whose_partner_and_figures_of_speech() -> None:
+    tax = taxonomy.load()
+    assert "physical_abuse" in _pattern_flags(tax, "My father's new wife beats me.")  # a stepmother
+    assert "physical_abuse" in _pattern_flags(tax, "Mke wa baba ananichapa kila siku.")
+    assert "physical_abuse" not in _pattern_flags(tax, "My husband beats me.")
+    assert "immediate_danger" not in _pattern_flags(tax, "My mum will kill me if I fail.")
+    assert "immediate_danger" in _pattern_flags(tax, "My dad said he will kill me if I tell anyone.")
+    assert "self_harm" in _pattern_flags(tax, "Nitajiua.")
+    assert "self_harm" not in _pattern_flags(tax, "Baba anajiua na pombe.")
+    assert "trafficking" in _pattern_flags(tax, "Amemuuza mtoto wake.")
+    assert "trafficking" not in _pattern_flags(tax, "Baba amewauza mbuzi wetu.")
+
+
 def test_question_detection() -> None:
     assert is_question_to_caller("Did he hit you?")
     assert is_question_to_caller("Okay, and are you safe right now?")
