@@ -8,8 +8,8 @@ out at a time, picks the flag threshold whose out-of-fold recall reaches the tar
 on every training set and writes src/callstream/nlp/data/insights_model.npz. `--threshold` keeps
 a threshold chosen before: patterns written from these calls' misses find them again, so the recall
 they add here is no evidence and must not buy a higher threshold (docs/insights.md, round 10).
-Deterministic: the same data gives the same weights. About 55 minutes on two cores for 1,288 calls, 9 of them
-featurising, which --cache keeps between runs.
+Deterministic: the same data gives the same weights. About 55 minutes on two cores for 1,288 calls,
+9 of them featurising, which --cache keeps between runs.
 """
 
 from __future__ import annotations

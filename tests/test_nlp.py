@@ -201,7 +201,7 @@ def test_no_flag_from_agent_questions_or_harmless_words(engine: InsightsEngine) 
 
 def _pattern_flags(tax: taxonomy.Taxonomy, *said: str) -> set[str]:
     """What the taxonomy's patterns raise on a caller's sentences, caller contexts included."""
-    detector, held, raised, before = RiskDetector(tax.flags, {}), {}, set(), ""
+    detector, held, raised, before = RiskDetector(tax.flags, {}, tax.caller_contexts), {}, set(), ""
     for sentence in said:
         update_contexts(tax.caller_contexts, held, sentence)
         hits = detector.hits(sentence, np.zeros(DIMENSIONS, np.float32), 0.0, before, holding(held))
@@ -291,9 +291,9 @@ def test_taxonomy_errors_name_the_problem(tmp_path: Path) -> None:
     path.write_text('[[category]]\nid = "x"\nlabel = "X"\ncolour = "red"\n')
     with pytest.raises(taxonomy.TaxonomyError, match="colour"):
         taxonomy.load(path)
-    flag = '[[flag]]\nid = "neglect"\nlabel = "N"\nexclude_when = {adult = []}\n'
-    path.write_text('[[category]]\nid = "x"\nlabel = "X"\n' + flag)
-    with pytest.raises(taxonomy.TaxonomyError, match="unknown caller contexts: \\['adult'\\]"):
+    context = '[[caller_context]]\nid = "adult"\nvetoes = ["neglect", "bogus"]\n'
+    path.write_text('[[category]]\nid = "x"\nlabel = "X"\n' + context)
+    with pytest.raises(taxonomy.TaxonomyError, match="vetoes unknown risk flags: \\['bogus'\\]"):
         taxonomy.load(path)
 
 

@@ -91,7 +91,7 @@ class InsightsEngine:
         self._clauses = clauses
         self._mask_labels = mask_labels
         self._prototypes = [self._prototype(c) for c in tax.categories]
-        self._risk = RiskDetector(tax.flags, {f.id: embedder.embed(f.examples) for f in tax.flags})
+        self._risk = RiskDetector(tax.flags, {f.id: embedder.embed(f.examples) for f in tax.flags}, tax.caller_contexts)
         self._flag_priority = {f.id: f.priority for f in tax.flags}
         self._flag_model, self._category_model = _usable_parts(model, tax)
 

@@ -20,9 +20,15 @@ class RiskHit:
 
 
 class RiskDetector:
-    def __init__(self, rules: list[RiskFlagRule], example_vectors: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        rules: list[RiskFlagRule],
+        example_vectors: dict[str, np.ndarray],
+        contexts: list[CallerContext] | None = None,
+    ) -> None:
         self._rules = rules
         self._examples = example_vectors  # flag id -> unit vectors of its examples
+        self._contexts = contexts or []
 
     def hits(
         self, sentence: str, vector: np.ndarray, at_s: float, before: str = "", contexts: frozenset[str] = frozenset()
@@ -31,14 +37,9 @@ class RiskDetector:
         the caller contexts that hold (update_contexts)."""
         found = []
         window = f"{before} {sentence}"
+        vetoed = self._vetoed(sentence, window, contexts)
         for rule in self._rules:
-            if any(p.search(sentence) for p in rule.compiled_excludes) or any(
-                # Alone and with the sentence before: "He raped me." after "My daughter told me
-                # everything." may be the daughter's words, not the caller's own story.
-                p.search(sentence) and p.search(window)
-                for c in contexts
-                for p in rule.compiled_excludes_when.get(c, ())
-            ):
+            if rule.id in vetoed or any(p.search(sentence) for p in rule.compiled_excludes):
                 continue
             score = 0.0
             if any(p.search(sentence) for p in rule.compiled_patterns) or any(
@@ -54,6 +55,18 @@ class RiskDetector:
             if score > 0:
                 found.append(RiskHit(rule.id, round(score, 3), sentence, at_s))
         return found
+
+    def _vetoed(self, sentence: str, window: str, holding: frozenset[str]) -> set[str]:
+        """The flags the holding caller contexts veto for this sentence. Its pattern must match the
+        sentence alone and with the sentence before: "He raped me." after "My daughter told me
+        everything." may be the daughter's words, not the caller's own story."""
+        vetoed: set[str] = set()
+        for context in self._contexts:
+            if context.id in holding and any(
+                p.search(sentence) and p.search(window) for p in context.compiled_vetoed_sentences
+            ):
+                vetoed.update(context.vetoes)
+        return vetoed
 
 
 def update_contexts(contexts: list[CallerContext], held: dict[str, bool], sentence: str) -> None:

@@ -53,12 +53,15 @@ def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
 
 class CallerContext(msgspec.Struct, dict=True, forbid_unknown_fields=True, kw_only=True):
     """Something the caller says about themselves that holds for the rest of the call ("I'm 35"),
-    unless they say something that rules it out ("I'm 15"), which then holds instead."""
+    unless they say something that rules it out ("I'm 15"), which then holds instead. While it
+    holds, the flags in `vetoes` are not raised by a sentence matching `vetoed_sentences`."""
 
     id: str
     description: str = ""
     said: list[str] = []
     unless: list[str] = []
+    vetoes: list[str] = []  # risk flag ids
+    vetoed_sentences: list[str] = []
 
     @cached_property
     def compiled_said(self) -> list[re.Pattern[str]]:
@@ -67,6 +70,10 @@ class CallerContext(msgspec.Struct, dict=True, forbid_unknown_fields=True, kw_on
     @cached_property
     def compiled_unless(self) -> list[re.Pattern[str]]:
         return _compile(self.unless)
+
+    @cached_property
+    def compiled_vetoed_sentences(self) -> list[re.Pattern[str]]:
+        return _compile(self.vetoed_sentences)
 
 
 class RiskFlagRule(_Entry, dict=True):
@@ -77,8 +84,6 @@ class RiskFlagRule(_Entry, dict=True):
     # sentence before it ("right now" + "beating"), one of them in the sentence itself.
     combinations: list[list[str]] = []
     exclude: list[str] = []
-    # Caller context id -> excludes that apply only while the caller context holds.
-    exclude_when: dict[str, list[str]] = {}
 
     @cached_property
     def compiled_patterns(self) -> list[re.Pattern[str]]:
@@ -91,10 +96,6 @@ class RiskFlagRule(_Entry, dict=True):
     @cached_property
     def compiled_excludes(self) -> list[re.Pattern[str]]:
         return _compile(self.exclude)
-
-    @cached_property
-    def compiled_excludes_when(self) -> dict[str, list[re.Pattern[str]]]:
-        return {context: _compile(patterns) for context, patterns in self.exclude_when.items()}
 
 
 class Taxonomy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -148,21 +149,20 @@ def _validate(taxonomy: Taxonomy, path: Path) -> None:
             category.keyword_patterns  # noqa: B018  (compile now, so a bad pattern fails at load)
         except re.error as exc:
             raise TaxonomyError(f"{path}: category {category.id}: bad keyword pattern: {exc}") from exc
-    contexts = {c.id for c in taxonomy.caller_context}
     for context in taxonomy.caller_context:
+        unknown = set(context.vetoes) - set(RISK_FLAG_IDS)
+        if unknown:
+            raise TaxonomyError(f"{path}: caller context {context.id} vetoes unknown risk flags: {sorted(unknown)}")
         try:
             context.compiled_said  # noqa: B018
             context.compiled_unless  # noqa: B018
+            context.compiled_vetoed_sentences  # noqa: B018
         except re.error as exc:
             raise TaxonomyError(f"{path}: caller context {context.id}: bad pattern: {exc}") from exc
     for flag in taxonomy.flag:
-        unknown = set(flag.exclude_when) - contexts
-        if unknown:
-            raise TaxonomyError(f"{path}: flag {flag.id} exclude_when names unknown caller contexts: {sorted(unknown)}")
         try:
             flag.compiled_patterns  # noqa: B018
             flag.compiled_combinations  # noqa: B018
             flag.compiled_excludes  # noqa: B018
-            flag.compiled_excludes_when  # noqa: B018
         except re.error as exc:
             raise TaxonomyError(f"{path}: flag {flag.id}: bad pattern: {exc}") from exc
