@@ -56,13 +56,13 @@ class RiskDetector:
                 found.append(RiskHit(rule.id, round(score, 3), sentence, at_s))
         return found
 
-    def _vetoed(self, sentence: str, window: str, holding: frozenset[str]) -> set[str]:
+    def _vetoed(self, sentence: str, window: str, held: frozenset[str]) -> set[str]:
         """The flags the holding caller contexts veto for this sentence. Its pattern must match the
         sentence alone and with the sentence before: "He raped me." after "My daughter told me
         everything." may be the daughter's words, not the caller's own story."""
         vetoed: set[str] = set()
         for context in self._contexts:
-            if context.id in holding and any(
+            if context.id in held and any(
                 p.search(sentence) and p.search(window) for p in context.compiled_vetoed_sentences
             ):
                 vetoed.update(context.vetoes)
