@@ -5,8 +5,9 @@ Each call plays English clips from ../shared/data/speech as Asterisk would (UUID
 times every event. Reported per N: latency from the end of each clip to its segment.final, from
 the start of each clip to its first segment.partial, streaming WER, server CPU and peak RSS, and
 for the insights: from each segment.final to the insights event that first includes it
-(`insights_staleness`, debounce included) and from the newest final an insights event includes to
-that event (`insights_latency`, the NLP's own delay). With --upload FILE, that recording is uploaded
+(`insights_staleness`, debounce included), from the newest final an insights event includes to
+that event (`insights_latency`), and the same from when the debounce let the event go, if later
+(`insights_delay`, the NLP's own delay). With --upload FILE, that recording is uploaded
 to POST /v1/recordings again and again while the calls run, to see what post-call work costs them.
 
     python scripts/bench_live.py --model base --calls 1 2 4 8 16 32 --out docs/bench-live.json
@@ -35,6 +36,7 @@ import numpy as np
 from callstream.audiosocket.player import TimedMessage, call_messages, play, read_wav_pcm
 from callstream.evaluation.speech import Clip, english_clips
 from callstream.evaluation.wer import corpus_wer
+from callstream.settings import NlpSettings
 
 RATE_HZ = 8_000
 english_clips_by_id = {c.id: c for c in english_clips()}
@@ -234,13 +236,19 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
-def insights_timing(calls: list[PlannedCall]) -> dict:
-    latency, staleness, never = [], [], 0
+def insights_timing(calls: list[PlannedCall], update_interval_s: float) -> dict:
+    """`latency`: newest final an update includes -> that update. `delay`: the same, but counted from
+    when the debounce let the update go (the previous update + the interval) if that was later, so
+    it is the NLP's own delay. `staleness`: each final -> the first update that includes it."""
+    latency, delay, staleness, never = [], [], [], 0
     for call in calls:
         finals = call.final_arrivals
+        previous = float("-inf")
         for included, received in call.insights:
             if 0 < included <= len(finals):
                 latency.append(received - finals[included - 1])
+                delay.append(received - max(finals[included - 1], previous + update_interval_s))
+            previous = received
         for k, final_at in enumerate(finals, 1):
             first = next((received for included, received in call.insights if included >= k), None)
             if first is None:
@@ -249,6 +257,8 @@ def insights_timing(calls: list[PlannedCall]) -> dict:
                 staleness.append(first - final_at)
     return {
         "insights_events": sum(len(c.insights) for c in calls),
+        "insights_delay_p50_s": percentile(delay, 50),
+        "insights_delay_p95_s": percentile(delay, 95),
         "insights_latency_p50_s": percentile(latency, 50),
         "insights_latency_p95_s": percentile(latency, 95),
         "insights_staleness_p50_s": percentile(staleness, 50),
@@ -284,7 +294,7 @@ def summarise(n_calls: int, calls: list[PlannedCall], cpu_s: float, wall_s: floa
         "server_cpu_percent": round(100 * cpu_s / wall_s, 1),
         "server_rss_peak_mb": round(rss_peak_mb, 1),
         "player_worst_late_s": round(max(c.worst_late_s for c in calls), 3),
-        **insights_timing(calls),
+        **insights_timing(calls, NlpSettings().update_interval_s),  # the server runs the default [nlp]
         "transcripts": [
             {"clip": c.clip.id, "reference": ref, "hypothesis": hyp}
             for c, (ref, hyp) in zip([c for call in calls for c in call.clips], pairs, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from callstream.events import Alert, Insights
 from callstream.nlp import taxonomy
 from callstream.nlp.embedder import DIMENSIONS
-from callstream.nlp.engine import CallText, InsightsEngine, TranscriptSegment
+from callstream.nlp.engine import CallText, InsightsEngine, Snapshot, TranscriptSegment
 from callstream.nlp.risk import RiskDetector, holding, update_contexts
 from callstream.nlp.service import InsightsService
 from callstream.nlp.text import is_question_to_caller, sentences
@@ -327,3 +328,57 @@ async def test_service_alerts_at_once_and_debounces_updates(engine: InsightsEngi
     other_updates = [e for e, _ in other if isinstance(e, Insights)]
     assert other_updates and all(e.call_id == "b" for e in other_updates)
     assert other_updates[-1].risk_flags == [] and "uncle" not in other_updates[-1].summary
+
+
+class _SlowAnalysis:
+    """Stands in for the engine where only timing matters: a segment takes 50 ms, a snapshot nothing."""
+
+    taxonomy = None
+    masking = False
+
+    def __init__(self) -> None:
+        self.analysed: list[str] = []
+
+    def add_segment(self, call: CallText, segment: TranscriptSegment) -> list:
+        time.sleep(0.05)
+        call.segments += 1
+        self.analysed.append(segment.text)
+        return []
+
+    def snapshot(self, call: CallText) -> Snapshot:
+        return Snapshot(None, [], None, 3, [], [], "", None, call.segments)
+
+
+async def test_an_update_does_not_queue_behind_other_calls_segments() -> None:
+    slow = _SlowAnalysis()
+    service = InsightsService(lambda: slow, update_interval_s=0.1, max_pending=100)  # type: ignore[arg-type,return-value]
+    await service.start()
+    seen_by_a: list[int] = []  # segments analysed, all calls, when call a's update went out
+    updates: dict[str, list[Insights]] = {"a": [], "b": []}
+
+    def emitter(call_id: str):
+        def emit(event: object, persist: bool) -> None:
+            if isinstance(event, Insights):
+                updates[call_id].append(event)
+                if call_id == "a":
+                    seen_by_a.append(len(slow.analysed))
+
+        return emit
+
+    for call_id in updates:
+        service.open_call(call_id, emitter(call_id), lambda: 1.0)
+    service.add_segment("a", _segments(("caller", "a1"))[0])
+    for segment in _segments(*[("caller", f"b{k}") for k in range(6)]):
+        service.add_segment("b", segment)
+    await asyncio.sleep(0.8)
+    await service.finish_call("a", timeout_s=5)
+    await service.finish_call("b", timeout_s=5)
+    await service.stop()
+
+    assert slow.analysed[0] == "a1"
+    # Call a's update follows its own segment, not call b's six queued behind it.
+    assert seen_by_a[0] <= 2
+    # Segments analysed while an update was being taken are in a later one: none is left out.
+    live_b = [u for u in updates["b"] if not u.final]
+    assert live_b and live_b[-1].segments == 6
+    assert updates["b"][-1].final and updates["b"][-1].segments == 6

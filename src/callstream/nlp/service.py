@@ -3,6 +3,8 @@
 Each final segment is analysed once, in order, on the NLP thread. A risk flag raised for the
 first time is pushed at once as an `alert`. The `insights` update is debounced per call: the
 first final after a quiet spell is answered at once, later ones at most every `update_interval_s`.
+An update is a sub-millisecond sum of what is cached, so it does not queue behind other calls'
+segments: it goes straight to the NLP thread and waits at most for the analysis running there.
 Nothing here blocks the event loop, and the ASR thread never waits for it; the other way round,
 segment analysis waits briefly (`max_defer_s`) while the ASR executor decodes.
 """
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -24,6 +27,7 @@ from callstream.nlp.taxonomy import Taxonomy
 
 log = structlog.get_logger(__name__)
 
+_T = TypeVar("_T")
 Emit = Callable[[Event, bool], None]  # (event, persist): the call's own sequenced publish
 
 
@@ -32,16 +36,17 @@ class _Call:
     emit: Emit
     elapsed_s: Callable[[], float]
     text: CallText = field(default_factory=CallText)
+    analysed: int = 0  # segments whose analysis has ended (counted on the loop; text.segments is the thread's)
+    published: int = 0  # segments included in the latest update
     last_update: float = float("-inf")  # monotonic
     update_due: asyncio.TimerHandle | None = None
-    update_queued: bool = False
-    dirty: bool = False
+    update_running: asyncio.Task[None] | None = None
     finished: bool = False
 
 
 @dataclass(frozen=True)
 class _Work:
-    kind: str  # "segment", "update", "finish"
+    kind: str  # "segment", "finish"
     call_id: str
     segment: TranscriptSegment | None = None
     done: asyncio.Future[None] | None = None
@@ -101,6 +106,8 @@ class InsightsService:
         if self._worker is not None:
             await self._queue.put(None)
             await self._worker
+        for call in list(self._calls.values()):
+            self._cancel_update(call)
         self._thread.shutdown(wait=True)
 
     # --- the live path -------------------------------------------------------------------
@@ -118,8 +125,7 @@ class InsightsService:
         if call is None:
             return
         call.finished = True
-        if call.update_due is not None:
-            call.update_due.cancel()
+        self._cancel_update(call)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(self._queue.put(_Work("finish", call_id, done=done)), timeout_s)
@@ -146,11 +152,10 @@ class InsightsService:
         """Insights for a whole transcript (post-call) on the same thread as live calls, one segment
         per hop, so live calls' work interleaves with it instead of waiting for a whole recording."""
         assert self._engine is not None
-        loop = asyncio.get_running_loop()
         text = CallText()
         for segment in segments:
-            await loop.run_in_executor(self._thread, self._engine.add_segment, text, segment)
-        return await loop.run_in_executor(self._thread, self._engine.snapshot, text)
+            await self._on_thread(self._engine.add_segment, text, segment)
+        return await self._on_thread(self._engine.snapshot, text)
 
     # --- the worker ----------------------------------------------------------------------
 
@@ -162,13 +167,12 @@ class InsightsService:
             log.error("nlp_queue_full", call_id=work.call_id, kind=work.kind)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while (work := await self._queue.get()) is not None:
             await self._defer_while_live_busy(work)
             call = self._calls.get(work.call_id)
             try:
                 if call is not None:
-                    await self._do(loop, work, call)
+                    await self._do(work, call)
             except Exception:
                 log.exception("nlp_failed", call_id=work.call_id, kind=work.kind)
             finally:
@@ -183,52 +187,83 @@ class InsightsService:
         while self._live_busy() and time.monotonic() < deadline:
             await asyncio.sleep(DEFER_POLL_S)
 
-    async def _do(self, loop: asyncio.AbstractEventLoop, work: _Work, call: _Call) -> None:
+    async def _do(self, work: _Work, call: _Call) -> None:
         assert self._engine is not None
-        engine = self._engine
-        started = time.monotonic()
         if work.kind == "segment":
             assert work.segment is not None
-            new_flags = await loop.run_in_executor(self._thread, engine.add_segment, call.text, work.segment)
+            try:
+                new_flags = await self._on_thread(self._engine.add_segment, call.text, work.segment)
+            finally:
+                call.analysed += 1
             self.stats.segments += 1
             for flag in new_flags:
                 self.stats.alerts += 1
                 call.emit(Alert(call_id=work.call_id, flag=flag), True)
                 log.warning("risk_alert", call_id=work.call_id, flag=flag.id, score=flag.score, at=flag.at)
-            call.dirty = True
-            if not call.finished:
-                self._schedule_update(work.call_id, call)
-        elif work.kind == "update":
-            call.update_queued = False
-            if call.dirty and not call.finished:
-                await self._publish(loop, work.call_id, call, final=False)
+            self._schedule_update(work.call_id, call)
         elif work.kind == "finish" and call.text.segments:
-            await self._publish(loop, work.call_id, call, final=True)
-        self.stats.busy_s += time.monotonic() - started
+            await self._publish(work.call_id, call, final=True)
+
+    async def _on_thread(self, work: Callable[..., _T], *args: object) -> _T:
+        """Run on the NLP thread, counting the time it works (not the time it waits) as busy."""
+
+        def timed() -> _T:
+            started = time.perf_counter()
+            try:
+                return work(*args)
+            finally:
+                self.stats.busy_s += time.perf_counter() - started  # written only on the NLP thread
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, timed)
+
+    # --- updates: debounced per call, beside the worker ----------------------------------
 
     def _schedule_update(self, call_id: str, call: _Call) -> None:
-        if call.update_due is not None or call.update_queued:
-            return  # an update is already coming and will include this segment
+        if call.finished or call.update_due is not None or call.update_running is not None:
+            return  # an update is coming; one still running re-checks for newer segments when it ends
+        if call.analysed == call.published:
+            return
         delay = max(0.0, call.last_update + self._interval_s - time.monotonic())
         if delay == 0.0:
-            call.update_queued = True
-            self._submit(_Work("update", call_id))
+            self._start_update(call_id, call)
             return
 
         def due() -> None:
             call.update_due = None
-            if not call.finished:
-                call.update_queued = True
-                self._submit(_Work("update", call_id))
+            self._start_update(call_id, call)
 
         call.update_due = asyncio.get_running_loop().call_later(delay, due)
 
-    async def _publish(self, loop: asyncio.AbstractEventLoop, call_id: str, call: _Call, final: bool) -> None:
+    def _start_update(self, call_id: str, call: _Call) -> None:
+        if not call.finished:
+            call.update_running = asyncio.create_task(self._update(call_id, call), name=f"nlp-update-{call_id}")
+
+    async def _update(self, call_id: str, call: _Call) -> None:
+        try:
+            await self._publish(call_id, call, final=False)
+        except Exception:
+            log.exception("nlp_failed", call_id=call_id, kind="update")
+        finally:
+            call.update_running = None
+        self._schedule_update(call_id, call)  # segments analysed while the snapshot was being taken
+
+    def _cancel_update(self, call: _Call) -> None:
+        """At call end: the final insights follow, so a pending live update is dropped."""
+        if call.update_due is not None:
+            call.update_due.cancel()
+            call.update_due = None
+        if call.update_running is not None:
+            call.update_running.cancel()
+            call.update_running = None
+
+    async def _publish(self, call_id: str, call: _Call, final: bool) -> None:
         assert self._engine is not None
-        call.dirty = False
         call.last_update = time.monotonic()
-        snapshot = await loop.run_in_executor(self._thread, self._engine.snapshot, call.text)
+        snapshot = await self._on_thread(self._engine.snapshot, call.text)
+        if call.finished and not final:
+            return  # the call ended while this snapshot was taken: only the final insights go out now
         self.stats.updates += 1
+        call.published = snapshot.segments
         call.emit(insights_event(call_id, snapshot, round(call.elapsed_s(), 3), final), True)
 
 
