@@ -238,6 +238,15 @@ def test_patterns_read_whose_partner_and_figures_of_speech() -> None:
     assert "self_harm" not in _pattern_flags(tax, "Baba anajiua na pombe.")
     assert "trafficking" in _pattern_flags(tax, "Amemuuza mtoto wake.")
     assert "trafficking" not in _pattern_flags(tax, "Baba amewauza mbuzi wetu.")
+    # A grown woman beaten, and nobody else: violence between adults, not child abuse.
+    assert "physical_abuse" not in _pattern_flags(tax, "Mume wa mama anampiga mama.")
+    assert "physical_abuse" in _pattern_flags(tax, "Mume wa mama anampiga mama na sisi pia.")
+    assert "physical_abuse" in _pattern_flags(tax, "He hit my mother with a stick and then he hit me.")
+    # An adult's work is not child labour; a child's, or the caller's own, still is.
+    assert "child_labour" not in _pattern_flags(tax, "Baba anafanya kazi machimboni.")
+    assert "child_labour" not in _pattern_flags(tax, "My manager forces me to serve customers.")
+    assert "child_labour" in _pattern_flags(tax, "Baba na mwanangu wanafanya kazi machimboni.")
+    assert "child_labour" in _pattern_flags(tax, "Nafanya kazi machimboni.")
 
 
 def test_question_detection() -> None:
