@@ -1,18 +1,36 @@
 #!/usr/bin/env python3
 """Score live insights (category, priority, risk flags, entities) on a labelled transcript set.
 
-scripts/eval_insights.py tests/data/insights_eval.jsonl [--errors] [--out report.md]
+scripts/eval_insights.py tests/data/insights_eval.jsonl [--errors] [--out report.md] [--threshold T]
+
+Any labelled set scores the same way, a helpline's own reviewed calls (`callstream export-labels`)
+included. `--threshold` scores with another flag threshold than the trained one, to see what a
+change would cost in recall and buy in precision on those calls before changing it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from callstream.evaluation.insights import evaluate, load_calls
+from callstream.nlp import learned
 from callstream.nlp.engine import InsightsEngine
+
+
+def load_engine(taxonomy: Path | None, threshold: float | None) -> InsightsEngine:
+    if threshold is None:
+        return InsightsEngine.load(taxonomy)
+    model = learned.load()
+    model = dataclasses.replace(model, flags=dataclasses.replace(model.flags, threshold=threshold))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "insights_model.npz"
+        model.save(path)
+        return InsightsEngine.load(taxonomy, model_path=path)
 
 
 def main() -> int:
@@ -21,15 +39,18 @@ def main() -> int:
     parser.add_argument("--taxonomy", type=Path, default=None)
     parser.add_argument("--errors", action="store_true", help="list every miss and false alarm")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--threshold", type=float, help="flag threshold to score with (default: the trained one)")
     args = parser.parse_args()
-    engine = InsightsEngine.load(args.taxonomy)
+    engine = load_engine(args.taxonomy, args.threshold)
     sections = []
     for path in args.data:
         started = time.perf_counter()
         calls = load_calls(path)
         report = evaluate(engine, calls)
         elapsed = time.perf_counter() - started
-        sections.append(f"### {path.name}\n\n{report.markdown()}\n\n{elapsed / len(calls) * 1000:.0f} ms per call.\n")
+        title = path.name if args.threshold is None else f"{path.name} (flag threshold {args.threshold:.2f})"
+        per_call_ms = elapsed / len(calls) * 1000
+        sections.append(f"### {title}\n\n{report.markdown()}\n\n{per_call_ms:.0f} ms per call.\n")
         if args.errors:
             sections.append("\n".join(f"- {e}" for e in report.errors) + "\n")
     text = "\n".join(sections)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Train the learned risk-flag and category scorers (src/callstream/nlp/learned.py).
 
-scripts/train_insights.py [--target-recall 0.95 | --threshold T] [--report FILE.md] [--cache DIR]
+scripts/train_insights.py [--target-recall 0.95 | --threshold T] [--add FILE ...] [--report FILE.md] [--cache DIR]
 
-Reads the training sets in tests/data (never the held-out ones), cross-validates leaving one set
+Reads the training sets in tests/data (never the held-out ones) and any `--add` file, such as a
+helpline's own reviewed calls from `callstream export-labels`; cross-validates leaving one set
 out at a time, picks the flag threshold whose out-of-fold recall reaches the target, then trains
 on every training set and writes src/callstream/nlp/data/insights_model.npz. `--threshold` keeps
 a threshold chosen before: patterns written from these calls' misses find them again, so the recall
@@ -31,14 +32,13 @@ from callstream.nlp.engine import InsightsEngine
 from callstream.nlp.taxonomy import RISK_FLAG_IDS
 
 
-def featurise_sets(names: tuple[str, ...], cache: Path | None) -> list[training.CallFeatures]:
-    """Featurising is most of the time; `cache` keeps each set's features, keyed by its content, the
-    feature format and the taxonomy, whose patterns decide `rule_flags` (other code changed: clear
-    the cache)."""
+def featurise_sets(sets: list[tuple[str, Path]], cache: Path | None) -> list[training.CallFeatures]:
+    """(name, file) per set. Featurising is most of the time; `cache` keeps each set's features, keyed
+    by its content, the feature format and the taxonomy, whose patterns decide `rule_flags` (other
+    code changed: clear the cache)."""
     embedder = patterns_only = None
     data = []
-    for name in names:
-        path = DATA_DIR / f"insights_{name}.jsonl"
+    for name, path in sets:
         key = hashlib.sha1(path.read_bytes() + f"{learned.FORMAT_VERSION} {learned.CLAUSE_WEIGHT}".encode())
         key.update(taxonomy.DEFAULT_PATH.read_bytes())
         cached = cache / f"{name}-{key.hexdigest()[:12]}.pkl" if cache else None
@@ -102,6 +102,7 @@ def main() -> int:
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--target-recall", type=float, default=0.95)
     choice.add_argument("--threshold", type=float, help="use this flag threshold instead of choosing one")
+    parser.add_argument("--add", type=Path, nargs="+", default=[], help="more labelled calls, each file one set")
     parser.add_argument("--out", type=Path, default=learned.MODEL_PATH)
     parser.add_argument("--report", type=Path, help="write the cross-validation tables here (markdown)")
     parser.add_argument("--cache", type=Path, help="a folder to keep featurised sets in between runs")
@@ -110,7 +111,11 @@ def main() -> int:
     category_ids = [c.id for c in taxonomy.load().categories]
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    data = featurise_sets(training.TRAINING_SETS, args.cache)
+    sets = [(name, DATA_DIR / f"insights_{name}.jsonl") for name in training.TRAINING_SETS]
+    sets += [(path.stem, path) for path in args.add]
+    if len({name for name, _ in sets}) < len(sets):
+        parser.error("each --add file needs a name (its stem) of its own: sets are held out by name")
+    data = featurise_sets(sets, args.cache)
     print(f"{len(data)} calls featurised in {time.perf_counter() - started:.0f} s", flush=True)
     hyper = training.Hyper()
     cv = training.cross_validate(data, category_ids, hyper)
@@ -119,7 +124,7 @@ def main() -> int:
     threshold = chosen if args.threshold is None else args.threshold
     text = report(data, cv, threshold, category_ids)
     print(text, flush=True)
-    trained_on = f"{len(data)} calls: {', '.join(training.TRAINING_SETS)}"
+    trained_on = f"{len(data)} calls: {', '.join(name for name, _ in sets)}"
     training.fit(data, cv, category_ids, hyper, threshold, trained_on).save(args.out)
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
     if args.report:

@@ -1,5 +1,6 @@
 """Tier 3: real speech through the live path (socket, VAD, Whisper) into the NLP thread and out as
-`alert` and `insights` events; stored insights and agent feedback over HTTP.
+`alert` and `insights` events; stored insights and agent feedback over HTTP, exported as a
+labelled call.
 
 No recording of a real helpline call is available, so the speech is a real read sentence ("The
 child almost hurt the small dog.") and the taxonomy is the shipped one plus one user-added pattern
@@ -18,7 +19,10 @@ import pytest
 
 from callstream.app import RunningServer, start_server
 from callstream.audiosocket.player import call_messages, play, read_wav_pcm
+from callstream.evaluation.export import export_reviewed_calls
+from callstream.evaluation.insights import check_call
 from callstream.evaluation.speech import load_manifest
+from callstream.nlp import taxonomy
 from callstream.nlp.taxonomy import DEFAULT_PATH
 from conftest import REPO, EventLog, test_settings
 
@@ -28,12 +32,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    taxonomy = tmp_path / "taxonomy.toml"
+    taxonomy_path = tmp_path / "taxonomy.toml"
     text = DEFAULT_PATH.read_text()
     at = text.index("patterns = [", text.index('id = "physical_abuse"')) + len("patterns = [")
-    taxonomy.write_text(text[:at] + '\n    "\\\\bhurt\\\\b",' + text[at:])  # a user-added pattern
+    taxonomy_path.write_text(text[:at] + '\n    "\\\\bhurt\\\\b",' + text[at:])  # a user-added pattern
     running = await start_server(
-        test_settings(tmp_path, CALLSTREAM_NLP_TAXONOMY=str(taxonomy), CALLSTREAM_NLP_UPDATE_INTERVAL_S="0.5")
+        test_settings(tmp_path, CALLSTREAM_NLP_TAXONOMY=str(taxonomy_path), CALLSTREAM_NLP_UPDATE_INTERVAL_S="0.5")
     )
     yield running
     await running.stop()
@@ -47,7 +51,9 @@ async def _play_clip(server: RunningServer, clip_id: str) -> str:
     return str(call_id)
 
 
-async def test_real_speech_raises_alert_and_insights(server: RunningServer, http: aiohttp.ClientSession) -> None:
+async def test_real_speech_raises_alert_and_insights(
+    server: RunningServer, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
     log = EventLog()
     async with http.ws_connect("/v1/events") as ws:
         call_id = await _play_clip(server, "en_sb_spk1_snt1")
@@ -87,6 +93,14 @@ async def test_real_speech_raises_alert_and_insights(server: RunningServer, http
     assert response.status == 201
     stored = await (await http.get(f"/v1/calls/{call_id}")).json()
     assert stored["feedback"][0]["rating"] == 4 and stored["feedback"][0]["flags"] == ["physical_abuse"]
+
+    # The reviewed call leaves the running server's store as a labelled call to score and train on.
+    tax = taxonomy.load(tmp_path / "taxonomy.toml")
+    export = export_reviewed_calls(tmp_path / "callstream.db", tax, flags_reviewed_only=True)
+    [labelled] = export.calls
+    assert (labelled.id, labelled.category, labelled.flags) == (call_id, "vane", ["physical_abuse"])
+    assert "hurt" in " ".join(t.text for t in labelled.turns).lower()
+    assert check_call(labelled, tax) == []
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,35 @@ def _insights(engine, result) -> dict:  # (InsightsEngine, OfflineResult): impor
     return snapshot_dict(engine.analyse(segments))
 
 
+def _cmd_export_labels(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from callstream.evaluation.export import ExportError, export_reviewed_calls
+    from callstream.nlp import taxonomy
+
+    config = settings.load(args.config)
+    db_path = args.db or Path(config.store.path)
+    try:
+        tax = taxonomy.load(Path(config.nlp.taxonomy) if config.nlp.taxonomy else None)
+        export = export_reviewed_calls(db_path, tax, flags_reviewed_only=args.flags_reviewed)
+    except (ExportError, taxonomy.TaxonomyError) as exc:
+        print(f"callstream: {exc}", file=sys.stderr)
+        return 2
+    lines = b"".join(msgspec.json.encode(call) + b"\n" for call in export.calls)
+    if args.out:
+        args.out.write_bytes(lines)
+    else:
+        sys.stdout.buffer.write(lines)
+    for call_id, why in export.skipped:
+        print(f"skipped {call_id}: {why}", file=sys.stderr)
+    print(
+        f"{len(export.calls)} reviewed calls exported ({export.flags_reviewed} with the risk flags reviewed),"
+        f" {len(export.skipped)} skipped",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callstream", description="Live call transcription for Asterisk.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--max-duration-min", type=float, default=240.0, help="longest recording accepted (minutes)")
     tr.add_argument("--no-insights", action="store_true", help="JSON without the insights (category, risk flags...)")
     tr.set_defaults(func=_cmd_transcribe)
+    export = sub.add_parser(
+        "export-labels",
+        help="calls agents reviewed (feedback), as labelled calls to score and train the insights on (JSON Lines)",
+    )
+    export.add_argument("--config", type=Path, default=None, help="TOML config whose [store] path is read")
+    export.add_argument("--db", type=Path, default=None, help="the SQLite store (default: the config's)")
+    export.add_argument("--out", type=Path, default=None, help="write here instead of stdout")
+    export.add_argument(
+        "--flags-reviewed", action="store_true", help="only calls whose feedback lists their risk flags"
+    )
+    export.set_defaults(func=_cmd_export_labels)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
