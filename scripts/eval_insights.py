@@ -5,32 +5,18 @@ scripts/eval_insights.py tests/data/insights_eval.jsonl [--errors] [--out report
 
 Any labelled set scores the same way, a helpline's own reviewed calls (`callstream export-labels`)
 included. `--threshold` scores with another flag threshold than the trained one, to see what a
-change would cost in recall and buy in precision on those calls before changing it.
+change would cost in recall and buy in precision on those calls before setting `nlp.flag_threshold`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from callstream.evaluation.insights import evaluate, load_calls
-from callstream.nlp import learned
 from callstream.nlp.engine import InsightsEngine
-
-
-def load_engine(taxonomy: Path | None, threshold: float | None) -> InsightsEngine:
-    if threshold is None:
-        return InsightsEngine.load(taxonomy)
-    model = learned.load()
-    model = dataclasses.replace(model, flags=dataclasses.replace(model.flags, threshold=threshold))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "insights_model.npz"
-        model.save(path)
-        return InsightsEngine.load(taxonomy, model_path=path)
 
 
 def main() -> int:
@@ -41,7 +27,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--threshold", type=float, help="flag threshold to score with (default: the trained one)")
     args = parser.parse_args()
-    engine = load_engine(args.taxonomy, args.threshold)
+    engine = InsightsEngine.load(args.taxonomy, flag_threshold=args.threshold)
     sections = []
     for path in args.data:
         started = time.perf_counter()

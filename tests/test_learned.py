@@ -112,6 +112,13 @@ def test_edited_taxonomy_falls_back_to_embeddings_for_categories(tmp_path: Path)
     assert {c.id for c in snapshot.categories} == {c.id for c in taxonomy.load(path).categories}
 
 
+def test_a_configured_flag_threshold_replaces_the_trained_one(engine: InsightsEngine) -> None:
+    said = TranscriptSegment(0.0, 4.0, "caller", "Hello, I wanted to ask about the school holidays.", "en")
+    assert engine.add_segment(CallText(), said) == []
+    eager = InsightsEngine.load(flag_threshold=1e-6)  # every learned score reaches it
+    assert {flag.id for flag in eager.add_segment(CallText(), said)} == set(RISK_FLAG_IDS)
+
+
 def test_labelled_sets_follow_the_labelling_rules() -> None:
     """Every labelled call names known ids, and its entities and evidence are words of the call."""
     tax = taxonomy.load()

@@ -30,6 +30,12 @@ def test_environment_overrides_a_key():
     assert loaded.http.port == 9000 and loaded.asr.language == "sw" and loaded.asr.languages == ["sw", "en"]
 
 
+def test_a_flag_threshold_outside_0_to_1_is_refused():
+    assert settings.load(None, environ={"CALLSTREAM_NLP_FLAG_THRESHOLD": "0.63"}).nlp.flag_threshold == 0.63
+    with pytest.raises(settings.SettingsError, match=r"flag_threshold"):
+        settings.load(None, environ={"CALLSTREAM_NLP_FLAG_THRESHOLD": "1.5"})
+
+
 def test_missing_model_directory_is_one_clear_error(tmp_path):
     with pytest.raises(models.ModelError, match=r"has no model\.bin"):
         models.resolve_whisper(str(tmp_path))

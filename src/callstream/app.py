@@ -135,7 +135,7 @@ def build_insights(nlp: NlpSettings, batcher: AsrBatcher) -> InsightsService:
     taxonomy_path = Path(nlp.taxonomy) if nlp.taxonomy else None
     masked = frozenset(nlp.mask_pii)
     return InsightsService(
-        partial(InsightsEngine.load, taxonomy_path, masked),
+        partial(InsightsEngine.load, taxonomy_path, masked, flag_threshold=nlp.flag_threshold or None),
         update_interval_s=nlp.update_interval_s,
         max_pending=nlp.max_pending,
         live_busy=lambda: batcher.busy,

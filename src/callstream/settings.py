@@ -6,7 +6,7 @@ import os
 import tomllib
 import typing
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -70,7 +70,9 @@ class NlpSettings(Section):
     translate: bool = True  # translate non-English speech to English (Whisper) for the NLP; needs a multilingual model
     # Any of "PERSON", "PHONE", "PLACE": replaced by "[LABEL]" in every transcript and insight stored or pushed.
     mask_pii: list[Literal["PERSON", "PHONE", "PLACE"]] = msgspec.field(default_factory=list)
-    max_pending: int = 10_000  # segments and updates waiting for the NLP thread
+    max_pending: int = 10_000  # segments waiting for the NLP thread
+    # The learned risk-flag scorers' threshold; 0 = the one chosen in training. Lower raises more flags.
+    flag_threshold: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.0
 
 
 class RecordingSettings(Section):

@@ -3,6 +3,7 @@ arrives; an update only aggregates what is cached. Runs on the NLP executor's th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,13 +102,17 @@ class InsightsEngine:
         taxonomy_path: Path | None = None,
         mask_labels: frozenset[str] = frozenset(),
         model_path: Path | None = learned.MODEL_PATH,
+        flag_threshold: float | None = None,
     ) -> InsightsEngine:
-        """`model_path` None: patterns and embeddings only, as the learned scorers are trained against."""
+        """`model_path` None: patterns and embeddings only, as the learned scorers are trained against.
+        `flag_threshold` replaces the learned flag scorers' trained threshold."""
         import spacy
 
         models.spacy_model_dir()  # a clear install hint when the package is missing
         nlp = spacy.load(models.SPACY_MODEL, exclude=["lemmatizer"])
         model = learned.load(model_path) if model_path is not None else None
+        if model is not None and flag_threshold is not None:
+            model = dataclasses.replace(model, flags=dataclasses.replace(model.flags, threshold=flag_threshold))
         return cls(
             taxonomy.load(taxonomy_path),
             SentenceEmbedder(),
