@@ -123,6 +123,11 @@ class InsightsEngine:
         )
 
     @property
+    def flag_threshold(self) -> float | None:
+        """The learned flag scorers' threshold; None when only patterns raise flags."""
+        return self._flag_model.threshold if self._flag_model is not None else None
+
+    @property
     def clauses(self) -> ClauseReader:
         """The parser the flag scorer reads sentences with; training reads its calls with it too."""
         return self._clauses

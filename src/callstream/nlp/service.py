@@ -99,7 +99,9 @@ class InsightsService:
     async def start(self) -> None:
         started = time.monotonic()
         self._engine = await asyncio.get_running_loop().run_in_executor(self._thread, self._load_engine)
-        log.info("nlp_models_loaded", load_s=round(time.monotonic() - started, 2))
+        log.info(
+            "nlp_models_loaded", load_s=round(time.monotonic() - started, 2), flag_threshold=self._engine.flag_threshold
+        )
         self._worker = asyncio.create_task(self._run(), name="nlp-worker")
 
     async def stop(self) -> None:
