@@ -247,6 +247,9 @@ def test_patterns_read_whose_partner_and_figures_of_speech() -> None:
     assert "child_labour" not in _pattern_flags(tax, "My manager forces me to serve customers.")
     assert "child_labour" in _pattern_flags(tax, "Baba na mwanangu wanafanya kazi machimboni.")
     assert "child_labour" in _pattern_flags(tax, "Nafanya kazi machimboni.")
+    assert "child_labour" in _pattern_flags(tax, "Mama anafanya kazi machimboni pamoja na mdogo wangu.")
+    assert "child_labour" in _pattern_flags(tax, "My stepmother forces me to serve customers at her bar every night.")
+    assert "physical_abuse" in _pattern_flags(tax, "Baba alimpiga mama jana nikapigwa pia.")
 
 
 def test_question_detection() -> None:
@@ -344,6 +347,7 @@ class _SlowAnalysis:
 
     taxonomy = None
     masking = False
+    flag_threshold = None
 
     def __init__(self) -> None:
         self.analysed: list[str] = []
