@@ -34,12 +34,22 @@ import aiohttp
 import numpy as np
 
 from callstream.audiosocket.player import TimedMessage, call_messages, play, read_wav_pcm
-from callstream.evaluation.speech import Clip, english_clips
+from callstream.evaluation.speech import Clip, english_clips, load_manifest
 from callstream.evaluation.wer import corpus_wer
 from callstream.settings import NlpSettings
 
 RATE_HZ = 8_000
 english_clips_by_id = {c.id: c for c in english_clips()}
+
+
+def clips_in(language: str) -> list[Clip]:
+    """The clips calls play: English by default; another language (`sw`) puts the translation
+    path under load too, as on a helpline where a third of the calls are not in English."""
+    if language == "en":
+        return english_clips()
+    return [c for c in load_manifest() if c.language == language and c.transcript and "calls" not in c.path_8k.parts]
+
+
 FIRST_AUDIO_DELAY_S = 0.5
 
 
@@ -86,8 +96,8 @@ def plan_call(clips: list[Clip], gap_s: float, start_delay_s: float) -> PlannedC
     return PlannedCall(call_id, start_delay_s, planned, call_messages(call_id, bytes(pcm), RATE_HZ))
 
 
-def plan_calls(n_calls: int, clips_per_call: int, gap_s: float, seed: int) -> list[PlannedCall]:
-    pool = english_clips()
+def plan_calls(n_calls: int, clips_per_call: int, gap_s: float, seed: int, language: str = "en") -> list[PlannedCall]:
+    pool = clips_in(language)
     rng = random.Random(seed)
     order = list(range(len(pool)))
     rng.shuffle(order)
@@ -324,7 +334,7 @@ async def keep_uploading(port: int, recording: Path, stats: dict) -> None:
 
 
 async def run_level(server: ServerProcess, n_calls: int, args: argparse.Namespace) -> dict:
-    calls = plan_calls(n_calls, args.clips_per_call, args.gap_s, seed=args.seed + n_calls)
+    calls = plan_calls(n_calls, args.clips_per_call, args.gap_s, seed=args.seed + n_calls, language=args.language)
     by_id = {str(c.call_id): c for c in calls}
     done, ended = asyncio.Event(), set()
     listener = asyncio.create_task(subscribe(f"http://127.0.0.1:{server.http_port}/v1/events", by_id, done, ended))
@@ -361,6 +371,7 @@ async def main() -> None:
     parser.add_argument("--clips-per-call", type=int, default=6)
     parser.add_argument("--gap-s", type=float, default=1.5, help="silence between clips")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--language", default="en", help="the clips' language (en, sw, ...); WER is against theirs")
     parser.add_argument("--config", default="", help="extra TOML lines for the [asr] table")
     parser.add_argument("--offline", action="store_true", help="also decode every played clip whole, offline")
     parser.add_argument("--server-log", type=Path, help="keep the server's info-level JSON log here")

@@ -342,6 +342,27 @@ async def test_service_alerts_at_once_and_debounces_updates(engine: InsightsEngi
     assert other_updates[-1].risk_flags == [] and "uncle" not in other_updates[-1].summary
 
 
+async def test_a_swahili_pattern_alerts_before_the_translation_is_back(engine: InsightsEngine) -> None:
+    service = InsightsService(lambda: engine, update_interval_s=0.1, max_pending=100)
+    await service.start()
+    emitted: list[object] = []
+    service.open_call("sw", lambda event, persist: emitted.append(event), lambda: 1.0)
+    said = TranscriptSegment(0.0, 4.0, "caller", "Baba ananipiga kila siku na mkanda.", "sw")
+    service.add_segment("sw", said)
+    await asyncio.sleep(0.5)
+    alerted_before_translation = [e.flag.id for e in emitted if isinstance(e, Alert)]
+    service.add_translation("sw", said, "Dad beats me every day with a belt.")
+    await asyncio.sleep(0.5)
+    await service.finish_call("sw", timeout_s=5)
+    await service.stop()
+
+    assert alerted_before_translation == ["physical_abuse"]
+    updates = [e for e in emitted if isinstance(e, Insights)]
+    # A live update followed the translation too, then the final insights: one segment, both texts.
+    assert [u.translation for u in updates if not u.final][-1] == "Dad beats me every day with a belt."
+    assert updates[-1].final and updates[-1].segments == 1 and updates[-1].language == "sw"
+
+
 class _SlowAnalysis:
     """Stands in for the engine where only timing matters: a segment takes 50 ms, a snapshot nothing."""
 
@@ -355,11 +376,12 @@ class _SlowAnalysis:
     def add_segment(self, call: CallText, segment: TranscriptSegment) -> list:
         time.sleep(0.05)
         call.segments += 1
+        call.revision += 1
         self.analysed.append(segment.text)
         return []
 
     def snapshot(self, call: CallText) -> Snapshot:
-        return Snapshot(None, [], None, 3, [], [], "", None, call.segments)
+        return Snapshot(None, [], None, 3, [], [], "", None, call.segments, call.revision)
 
 
 async def test_an_update_does_not_queue_behind_other_calls_segments() -> None:

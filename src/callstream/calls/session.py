@@ -324,14 +324,16 @@ class CallSession:
             behind_audio_s=round(self.elapsed_s() - segment.end, 3),
             text=result.text,
         )
-        translation = None
+        if self._insights is None:
+            return
+        said = TranscriptSegment(segment.start, segment.end, audio.leg, result.text, result.language)
+        # The NLP reads the words as said at once (a Swahili pattern alerts now) and their English
+        # when the translation, one more decode, is back.
+        self._insights.add_segment(self.call_id, said)
         if self._wants_translation(result):
             translation = await self._translate(audio, start, end, result, job.request.audio)
-        if self._insights is not None:
-            self._insights.add_segment(
-                self.call_id,
-                TranscriptSegment(segment.start, segment.end, audio.leg, result.text, result.language, translation),
-            )
+            if translation:
+                self._insights.add_translation(self.call_id, said, translation)
 
     def _wants_translation(self, result: AsrResult) -> bool:
         return self._config.translate and self._insights is not None and result.language != "en"

@@ -58,6 +58,7 @@ class Snapshot:
     summary: str
     translation: str | None
     segments: int
+    revision: int  # CallText.revision it was taken at
 
 
 @dataclass(slots=True)
@@ -74,6 +75,7 @@ class CallText:
     previous_vector: np.ndarray | None = None  # the call's latest sentence, either leg (learned context)
     learned_scores: learned.CallScores | None = None
     segments: int = 0
+    revision: int = 0  # segments and late translations analysed: what an update has to catch up with
 
 
 class InsightsEngine:
@@ -140,8 +142,10 @@ class InsightsEngine:
         return classify.CategoryPrototypes(category, self._embedder.embed([t for t in texts if t]), subs)
 
     def add_segment(self, call: CallText, segment: TranscriptSegment) -> list[RiskFlag]:
-        """Analyse one final segment; returns the risk flags it raised for the first time."""
+        """Analyse one final segment, with its translation when it has one; returns the risk flags
+        it raised for the first time."""
         call.segments += 1
+        call.revision += 1
         call.language_seconds[segment.language] = (
             call.language_seconds.get(segment.language, 0.0) + segment.end_s - segment.start_s
         )
@@ -152,19 +156,33 @@ class InsightsEngine:
             answers_name_question=bool(ASKS_NAME.search(asked)),
         )
         call.entities += [self._mention(e, segment) for e in entities]
-        units = [s for _, s in sentences(segment.text)]
+        said = [segment.text]
         if segment.translation:
             call.translations.append(segment.translation)
             # Patterns also read the original words (Swahili keywords); embeddings read the English.
-            units += [s for _, s in sentences(segment.translation)]
+            said.append(segment.translation)
+        return self._analyse_words(call, segment, said, len(entities))
+
+    def add_translation(self, call: CallText, segment: TranscriptSegment, translation: str) -> list[RiskFlag]:
+        """The English of a segment already analysed as said (`segment.translation` None), once the
+        recogniser has it: the live path analyses the original words at once, so that a pattern in
+        them (a Swahili one) alerts without waiting for the translation."""
+        call.revision += 1
+        call.translations.append(translation)
+        entities = sum(1 for m in call.entities if m.start == segment.start_s and m.end == segment.end_s)
+        return self._analyse_words(call, segment, [translation], entities)
+
+    def _analyse_words(
+        self, call: CallText, segment: TranscriptSegment, said: list[str], entities: int
+    ) -> list[RiskFlag]:
+        units = [s for text in said for _, s in sentences(text)]
         if not units:
             return []
         vectors = self._embedder.embed(units)
         scores = self._learned_scores(call)
         if scores is not None and segment.leg != "agent":
-            scores.add_words(segment.text)
-            if segment.translation:
-                scores.add_words(segment.translation)
+            for text in said:
+                scores.add_words(text)
         new_flags = []
         for text, vector in zip(units, vectors, strict=True):
             before = call.last_sentence.get(segment.leg, "")
@@ -180,9 +198,7 @@ class InsightsEngine:
                     scores.add_sentence(self._flag_model, text, clauses, vector, context, segment.start_s)
             new_flags += [call.flags[hit.flag_id] for hit in hits if self._record(call, hit)]
             keywords = classify.keywords_in(self.taxonomy.categories, text)
-            call.sentences.append(
-                _Sentence(text, segment.start_s, segment.leg, vector, bool(hits), len(entities), keywords)
-            )
+            call.sentences.append(_Sentence(text, segment.start_s, segment.leg, vector, bool(hits), entities, keywords))
         if segment.leg != "agent":  # only the caller's words move the learned scores
             for hit in self._learned_hits(call):
                 if self._record(call, hit):
@@ -253,6 +269,7 @@ class InsightsEngine:
             summary=self.mask(summary),
             translation=self.mask(" ".join(call.translations)) if call.translations else None,
             segments=call.segments,
+            revision=call.revision,
         )
 
     def _rank_categories(

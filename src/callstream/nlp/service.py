@@ -36,8 +36,8 @@ class _Call:
     emit: Emit
     elapsed_s: Callable[[], float]
     text: CallText = field(default_factory=CallText)
-    analysed: int = 0  # segments whose analysis has ended (counted on the loop; text.segments is the thread's)
-    published: int = 0  # segments included in the latest update
+    analysed: int = 0  # segments and late translations analysed (counted on the loop; text.revision: the thread's)
+    published: int = 0  # the text.revision of the latest update
     last_update: float = float("-inf")  # monotonic
     update_due: asyncio.TimerHandle | None = None
     update_running: asyncio.Task[None] | None = None
@@ -46,9 +46,10 @@ class _Call:
 
 @dataclass(frozen=True)
 class _Work:
-    kind: str  # "segment", "finish"
+    kind: str  # "segment", "translation" (of a segment already analysed), "finish"
     call_id: str
     segment: TranscriptSegment | None = None
+    translation: str | None = None
     done: asyncio.Future[None] | None = None
     queued_at: float = field(default_factory=time.monotonic)
 
@@ -121,6 +122,11 @@ class InsightsService:
         if call_id in self._calls:
             self._submit(_Work("segment", call_id, segment))
 
+    def add_translation(self, call_id: str, segment: TranscriptSegment, translation: str) -> None:
+        """The English of a segment given to `add_segment` without it: analysed after that segment."""
+        if call_id in self._calls:
+            self._submit(_Work("translation", call_id, segment, translation))
+
     async def finish_call(self, call_id: str, timeout_s: float) -> None:
         """Analyse what is still queued for the call, push its final insights, forget it."""
         call = self._calls.get(call_id)
@@ -182,8 +188,8 @@ class InsightsService:
                     work.done.set_result(None)
 
     async def _defer_while_live_busy(self, work: _Work) -> None:
-        """Only segment analysis (spaCy and MiniLM, ~16 ms) waits; an update is a sub-millisecond sum."""
-        if self._live_busy is None or work.kind != "segment":
+        """Only analysis (spaCy and MiniLM, ~16 ms) waits; the final insights are a sub-millisecond sum."""
+        if self._live_busy is None or work.kind == "finish":
             return
         deadline = work.queued_at + self._max_defer_s
         while self._live_busy() and time.monotonic() < deadline:
@@ -191,13 +197,17 @@ class InsightsService:
 
     async def _do(self, work: _Work, call: _Call) -> None:
         assert self._engine is not None
-        if work.kind == "segment":
+        if work.kind in ("segment", "translation"):
             assert work.segment is not None
             try:
-                new_flags = await self._on_thread(self._engine.add_segment, call.text, work.segment)
+                if work.translation is None:
+                    new_flags = await self._on_thread(self._engine.add_segment, call.text, work.segment)
+                else:
+                    analyse = self._engine.add_translation
+                    new_flags = await self._on_thread(analyse, call.text, work.segment, work.translation)
             finally:
                 call.analysed += 1
-            self.stats.segments += 1
+            self.stats.segments += work.kind == "segment"
             for flag in new_flags:
                 self.stats.alerts += 1
                 call.emit(Alert(call_id=work.call_id, flag=flag), True)
@@ -265,7 +275,7 @@ class InsightsService:
         if call.finished and not final:
             return  # the call ended while this snapshot was taken: only the final insights go out now
         self.stats.updates += 1
-        call.published = snapshot.segments
+        call.published = snapshot.revision
         call.emit(insights_event(call_id, snapshot, round(call.elapsed_s(), 3), final), True)
 
 
