@@ -363,6 +363,21 @@ async def test_a_swahili_pattern_alerts_before_the_translation_is_back(engine: I
     assert updates[-1].final and updates[-1].segments == 1 and updates[-1].language == "sw"
 
 
+def test_a_late_translation_keeps_the_call_in_the_order_said(engine: InsightsEngine) -> None:
+    call = CallText()
+    first = TranscriptSegment(0.0, 4.0, "caller", "Baba ananipiga kila siku.", "sw")
+    second = TranscriptSegment(5.0, 9.0, "caller", "Nina miaka kumi na mbili na ninaishi Kibera karibu na shule.", "sw")
+    engine.add_segment(call, first)
+    engine.add_segment(call, second)
+    latest_vector = call.previous_vector
+    engine.add_translation(call, first, "My father beats me every day with a belt at home.")
+    # What follows is read after the second segment, not after the first one's late English...
+    assert call.last_sentence["caller"] == second.text and call.previous_vector is latest_vector
+    # ...and the summary keeps the order the words were said in.
+    summary = engine.snapshot(call).summary
+    assert summary.index("My father beats me") < summary.index("Nina miaka")
+
+
 class _SlowAnalysis:
     """Stands in for the engine where only timing matters: a segment takes 50 ms, a snapshot nothing."""
 

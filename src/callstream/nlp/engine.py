@@ -73,6 +73,7 @@ class CallText:
     last_sentence: dict[str, str] = field(default_factory=dict)  # leg -> its latest sentence (context)
     caller_contexts: dict[str, bool] = field(default_factory=dict)  # taxonomy caller context -> holds
     previous_vector: np.ndarray | None = None  # the call's latest sentence, either leg (learned context)
+    latest_start_s: dict[str, float] = field(default_factory=dict)  # leg -> start of its latest segment
     learned_scores: learned.CallScores | None = None
     segments: int = 0
     revision: int = 0  # segments and late translations analysed: what an update has to catch up with
@@ -156,6 +157,7 @@ class InsightsEngine:
             answers_name_question=bool(ASKS_NAME.search(asked)),
         )
         call.entities += [self._mention(e, segment) for e in entities]
+        call.latest_start_s[segment.leg] = max(segment.start_s, call.latest_start_s.get(segment.leg, segment.start_s))
         said = [segment.text]
         if segment.translation:
             call.translations.append(segment.translation)
@@ -170,11 +172,27 @@ class InsightsEngine:
         call.revision += 1
         call.translations.append(translation)
         entities = sum(1 for m in call.entities if m.start == segment.start_s and m.end == segment.end_s)
-        return self._analyse_words(call, segment, [translation], entities)
+        # Later segments may have been analysed meanwhile: the translation is read beside its own
+        # words, and the call's latest sentence stays the latest one said.
+        own = [s for _, s in sentences(segment.text)]
+        latest = segment.start_s >= max(call.latest_start_s.values(), default=segment.start_s)
+        latest_of_leg = segment.start_s >= call.latest_start_s.get(segment.leg, segment.start_s)
+        before = own[-1] if own else ""
+        return self._analyse_words(call, segment, [translation], entities, before, latest, latest_of_leg)
 
     def _analyse_words(
-        self, call: CallText, segment: TranscriptSegment, said: list[str], entities: int
+        self,
+        call: CallText,
+        segment: TranscriptSegment,
+        said: list[str],
+        entities: int,
+        before: str | None = None,
+        latest: bool = True,
+        latest_of_leg: bool = True,
     ) -> list[RiskFlag]:
+        """`before`: the sentence the first one follows (default: the leg's latest); `latest` and
+        `latest_of_leg`: whether these words are the newest of the call and of their leg, which
+        decides whether they become the context of what is analysed next."""
         units = [s for text in said for _, s in sentences(text)]
         if not units:
             return []
@@ -184,11 +202,14 @@ class InsightsEngine:
             for text in said:
                 scores.add_words(text)
         new_flags = []
-        for text, vector in zip(units, vectors, strict=True):
+        if before is None:
             before = call.last_sentence.get(segment.leg, "")
-            call.last_sentence[segment.leg] = text
+        for text, vector in zip(units, vectors, strict=True):
+            if latest_of_leg:
+                call.last_sentence[segment.leg] = text
             context = call.previous_vector if call.previous_vector is not None else np.zeros_like(vector)
-            call.previous_vector = vector
+            if latest:
+                call.previous_vector = vector
             hits = []
             if may_raise_flag(segment.leg, text):
                 update_contexts(self.taxonomy.caller_contexts, call.caller_contexts, text)
@@ -199,6 +220,7 @@ class InsightsEngine:
             new_flags += [call.flags[hit.flag_id] for hit in hits if self._record(call, hit)]
             keywords = classify.keywords_in(self.taxonomy.categories, text)
             call.sentences.append(_Sentence(text, segment.start_s, segment.leg, vector, bool(hits), entities, keywords))
+            before = text
         if segment.leg != "agent":  # only the caller's words move the learned scores
             for hit in self._learned_hits(call):
                 if self._record(call, hit):
@@ -249,7 +271,8 @@ class InsightsEngine:
         return self.snapshot(call)
 
     def snapshot(self, call: CallText) -> Snapshot:
-        caller = [s for s in call.sentences if s.leg != "agent"] or call.sentences
+        # In the order said: a late translation was appended after segments that followed it.
+        caller = sorted((s for s in call.sentences if s.leg != "agent"), key=lambda s: s.at_s) or call.sentences
         vectors = np.stack([s.vector for s in caller]) if caller else np.zeros((0, DIMENSIONS), dtype=np.float32)
         texts = [s.text for s in caller]
         flag_scores = {flag_id: flag.score for flag_id, flag in call.flags.items()}

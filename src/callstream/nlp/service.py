@@ -152,7 +152,7 @@ class InsightsService:
         if not self.masking:
             return text
         assert self._engine is not None
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.mask, text)
+        return await self._on_thread(self._engine.mask, text)
 
     # --- uploads -------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class InsightsService:
                 call.emit(Alert(call_id=work.call_id, flag=flag), True)
                 log.warning("risk_alert", call_id=work.call_id, flag=flag.id, score=flag.score, at=flag.at)
             self._schedule_update(work.call_id, call)
-        elif work.kind == "finish" and call.text.segments:
+        elif work.kind == "finish" and call.analysed:
             await self._publish(work.call_id, call, final=True)
 
     async def _on_thread(self, work: Callable[..., _T], *args: object) -> _T:
@@ -255,6 +255,7 @@ class InsightsService:
             await self._publish(call_id, call, final=False)
         except Exception:
             log.exception("nlp_failed", call_id=call_id, kind="update")
+            return  # the next analysed segment tries again; no retry loop on a snapshot that fails
         finally:
             call.update_running = None
         self._schedule_update(call_id, call)  # segments analysed while the snapshot was being taken

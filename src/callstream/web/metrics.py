@@ -42,7 +42,7 @@ def render(pipeline: Pipeline) -> str:
             (
                 "callstream_nlp_pending",
                 "gauge",
-                "Segments and updates waiting for the NLP thread.",
+                "Segments, late translations and call ends waiting for the NLP thread.",
                 pipeline.insights.pending,
             ),
             ("callstream_nlp_segments_total", "counter", "Final segments analysed.", nlp.segments),
