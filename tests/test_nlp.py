@@ -252,6 +252,25 @@ def test_patterns_read_whose_partner_and_figures_of_speech() -> None:
     assert "physical_abuse" in _pattern_flags(tax, "Baba alimpiga mama jana nikapigwa pia.")
 
 
+def test_a_denial_does_not_silence_the_disclosure_beside_it() -> None:
+    tax = taxonomy.load()
+    disclosures = {
+        "Nobody hits me except my uncle, he beats me every night.": "physical_abuse",
+        "He never touched me, but my cousin raped me last week.": "sexual_abuse",
+        "Hakuna mtu ananipiga isipokuwa mjomba, anatuchapa kila siku.": "physical_abuse",
+        "Hajawahi kunipiga, lakini mama ananichapa kila siku.": "physical_abuse",
+        "Dad doesn't hit me but my stepmother burns me with hot water.": "physical_abuse",
+    }
+    assert {s: f for s, f in disclosures.items() if f not in _pattern_flags(tax, s)} == {}
+    denials = [
+        "She shouts but she doesn't beat me.",
+        "My mum is strict but she has never hit me.",
+        "They are not beating her, but they took her phone.",
+        "We argue a lot about it, but nobody beats the boy, it's just words.",
+    ]
+    assert [s for s in denials if _pattern_flags(tax, s) & {"physical_abuse", "sexual_abuse"}] == []
+
+
 def test_question_detection() -> None:
     assert is_question_to_caller("Did he hit you?")
     assert is_question_to_caller("Okay, and are you safe right now?")
