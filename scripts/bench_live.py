@@ -34,20 +34,12 @@ import aiohttp
 import numpy as np
 
 from callstream.audiosocket.player import TimedMessage, call_messages, play, read_wav_pcm
-from callstream.evaluation.speech import Clip, english_clips, load_manifest
+from callstream.evaluation.speech import Clip, english_clips, transcribed_clips
 from callstream.evaluation.wer import corpus_wer
 from callstream.settings import NlpSettings
 
 RATE_HZ = 8_000
 english_clips_by_id = {c.id: c for c in english_clips()}
-
-
-def clips_in(language: str) -> list[Clip]:
-    """The clips calls play: English by default; another language (`sw`) puts the translation
-    path under load too, as on a helpline where a third of the calls are not in English."""
-    if language == "en":
-        return english_clips()
-    return [c for c in load_manifest() if c.language == language and c.transcript and "calls" not in c.path_8k.parts]
 
 
 FIRST_AUDIO_DELAY_S = 0.5
@@ -97,7 +89,7 @@ def plan_call(clips: list[Clip], gap_s: float, start_delay_s: float) -> PlannedC
 
 
 def plan_calls(n_calls: int, clips_per_call: int, gap_s: float, seed: int, language: str = "en") -> list[PlannedCall]:
-    pool = clips_in(language)
+    pool = transcribed_clips(language)  # not English: every final is translated too, as on many helplines
     rng = random.Random(seed)
     order = list(range(len(pool)))
     rng.shuffle(order)

@@ -43,8 +43,13 @@ def load_manifest(root: Path = DEFAULT_ROOT) -> list[Clip]:
 
 def english_clips(root: Path = DEFAULT_ROOT) -> list[Clip]:
     """Every English clip with a reference transcript, calls excluded: the set WER is scored on."""
+    return transcribed_clips("en", root)
+
+
+def transcribed_clips(language: str, root: Path = DEFAULT_ROOT) -> list[Clip]:
+    """Every clip in `language` with a reference transcript, calls excluded."""
     return [
         c
         for c in load_manifest(root)
-        if c.language == "en" and c.transcript and c.path_8k.relative_to(root).parts[0] != "calls"
+        if c.language == language and c.transcript and c.path_8k.relative_to(root).parts[0] != "calls"
     ]

@@ -200,7 +200,7 @@ class InsightsService:
         if work.kind in ("segment", "translation"):
             assert work.segment is not None
             try:
-                if work.translation is None:
+                if work.kind == "segment":
                     new_flags = await self._on_thread(self._engine.add_segment, call.text, work.segment)
                 else:
                     analyse = self._engine.add_translation

@@ -145,24 +145,22 @@ def _validate(taxonomy: Taxonomy, path: Path) -> None:
                 raise TaxonomyError(f"{path}: category {category.id} implied_by unknown flag {flag_id!r}")
         if not 1 <= category.priority <= 3:
             raise TaxonomyError(f"{path}: category {category.id} priority must be 1, 2 or 3")
-        try:
-            category.keyword_patterns  # noqa: B018  (compile now, so a bad pattern fails at load)
-        except re.error as exc:
-            raise TaxonomyError(f"{path}: category {category.id}: bad keyword pattern: {exc}") from exc
+        _compile_now(path, f"category {category.id}: bad keyword pattern", category, "keyword_patterns")
     for context in taxonomy.caller_context:
         unknown = set(context.vetoes) - set(RISK_FLAG_IDS)
         if unknown:
             raise TaxonomyError(f"{path}: caller context {context.id} vetoes unknown risk flags: {sorted(unknown)}")
-        try:
-            context.compiled_said  # noqa: B018
-            context.compiled_unless  # noqa: B018
-            context.compiled_vetoed_sentences  # noqa: B018
-        except re.error as exc:
-            raise TaxonomyError(f"{path}: caller context {context.id}: bad pattern: {exc}") from exc
+        where = f"caller context {context.id}: bad pattern"
+        _compile_now(path, where, context, "compiled_said", "compiled_unless", "compiled_vetoed_sentences")
     for flag in taxonomy.flag:
-        try:
-            flag.compiled_patterns  # noqa: B018
-            flag.compiled_combinations  # noqa: B018
-            flag.compiled_excludes  # noqa: B018
-        except re.error as exc:
-            raise TaxonomyError(f"{path}: flag {flag.id}: bad pattern: {exc}") from exc
+        where = f"flag {flag.id}: bad pattern"
+        _compile_now(path, where, flag, "compiled_patterns", "compiled_combinations", "compiled_excludes")
+
+
+def _compile_now(path: Path, where: str, entry: object, *compiled: str) -> None:
+    """Compile an entry's patterns (cached properties) at load, so that a bad one fails there."""
+    try:
+        for name in compiled:
+            getattr(entry, name)
+    except re.error as exc:
+        raise TaxonomyError(f"{path}: {where}: {exc}") from exc
