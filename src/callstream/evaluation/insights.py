@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,18 @@ class Counts:
     fp: int = 0
     fn: int = 0
 
+    def add(self, expected: bool, got: bool) -> None:
+        self.tp += expected and got
+        self.fp += got and not expected
+        self.fn += expected and not got
+
+    @staticmethod
+    def total(all_counts: Iterable[Counts]) -> Counts:
+        total = Counts()
+        for c in all_counts:
+            total.tp, total.fp, total.fn = total.tp + c.tp, total.fp + c.fp, total.fn + c.fn
+        return total
+
     @property
     def precision(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
@@ -135,10 +148,7 @@ class Report:
         return self.priority_correct / self.calls if self.calls else 0.0
 
     def flags_total(self) -> Counts:
-        total = Counts()
-        for c in self.flags.values():
-            total.tp, total.fp, total.fn = total.tp + c.tp, total.fp + c.fp, total.fn + c.fn
-        return total
+        return Counts.total(self.flags.values())
 
     def add(self, call: LabelledCall, snapshot: Snapshot) -> None:
         self.calls += 1
@@ -157,11 +167,8 @@ class Report:
             self.errors.append(f"{call.id}: category {predicted} (expected {call.category})")
         raised = {f.id for f in snapshot.risk_flags}
         for flag_id in RISK_FLAG_IDS:
-            counts = self.flags[flag_id]
             expected, got = flag_id in call.flags, flag_id in raised
-            counts.tp += expected and got
-            counts.fp += got and not expected
-            counts.fn += expected and not got
+            self.flags[flag_id].add(expected, got)
             if expected != got:
                 evidence = next((f.evidence for f in snapshot.risk_flags if f.id == flag_id), "")
                 kind = "missed" if expected else f"false ({evidence!r})"
