@@ -271,6 +271,54 @@ def test_a_denial_does_not_silence_the_disclosure_beside_it() -> None:
     assert [s for s in denials if _pattern_flags(tax, s) & {"physical_abuse", "sexual_abuse"}] == []
 
 
+def test_an_exclude_does_not_silence_a_disclosure_beside_it() -> None:
+    """An exclude vetoes a whole sentence, so each carries a guard: what makes the sentence a
+    disclosure whatever else it says. Each disclosure here is one the learned scorer misses, so the
+    pattern is all that raises it; each innocent sentence is one the exclude is there for."""
+    tax = taxonomy.load()
+    disclosures = {
+        ("I was cut myself and I'm bleeding a lot, I want to end it all.",): "self_harm",
+        ("They tied her to the bed and now she says she will take all the pills.",): "self_harm",
+        ("My boyfriend hits me, I am in form two.",): "physical_abuse",
+        ("Hata baada ya seminars, mwalimu bado anatuchapa na fimbo kila siku.",): "physical_abuse",
+        ("My uncle kicked me in the stomach and then kicked me out.",): "physical_abuse",
+        ("Bwana, huyu mjomba ananipiga kila siku.",): "physical_abuse",
+        ("Baba anampiga mama na kitoto chake.",): "physical_abuse",
+        ("I'm 35 years old.", "Ananipiga mimi na watoi."): "physical_abuse",
+        ("After the awareness talk, a girl told the teacher that the watchman rapes her.",): "sexual_abuse",
+        ("I am a mother of one.", "I'm still under eighteen and my husband forces me to have sex."): "sexual_abuse",
+        ("Mume wangu amenifukuza, niko na miaka kumi na sita.",): "neglect",
+        ("Baba alinifukuza usiku kwa sababu nilirudishwa nyumbani juu ya karo.",): "neglect",
+        ("I learnt my neighbour's daughter was taken out of school to pick tea.",): "child_labour",
+        ("Mama hufanya kazi machimboni na mimi.",): "child_labour",
+        ("I learned they sold my sister to a man in Mombasa.",): "trafficking",
+        ("My stepfather is beating my mother right now, I'm recording a video.",): "immediate_danger",
+        ("My father said when I get a bad grade he will kill me, last time he broke my arm with a stick.",): (
+            "immediate_danger"
+        ),
+        ("Last week they paid the dowry, tomorrow they will marry me off.",): "immediate_danger",
+    }
+    assert {said: f for said, f in disclosures.items() if f not in _pattern_flags(tax, *said)} == {}
+    innocent = {
+        ("I don't want to kill myself, I just need someone to talk to.",): "self_harm",
+        ("We need a rope for tying firewood, it's by the window.",): "self_harm",
+        ("My husband beats me when he comes home drunk.",): "physical_abuse",
+        ("There will be a seminar on physical abuse next week.",): "physical_abuse",
+        ("Mume wangu ananipiga kila siku akilewa.",): "physical_abuse",
+        ("My son was hit by a motorbike on the way to school.",): "physical_abuse",
+        ("I am 40.", "He raped me on my way home from work."): "sexual_abuse",
+        ("We're running a campaign against defilement in schools.",): "sexual_abuse",
+        ("Mwalimu alinifukuza kwa sababu ya karo.",): "neglect",
+        ("I never leave them alone, I take them with me to the market.",): "neglect",
+        ("We are doing a project on child labour in social studies.",): "child_labour",
+        ("My mum works at the quarry.",): "child_labour",
+        ("We are doing a project on human trafficking for social studies.",): "trafficking",
+        ("In the film he says he will kill her.",): "immediate_danger",
+        ("He threatened to kill me last year but he moved away.",): "immediate_danger",
+    }
+    assert {said: f for said, f in innocent.items() if f in _pattern_flags(tax, *said)} == {}
+
+
 def test_question_detection() -> None:
     assert is_question_to_caller("Did he hit you?")
     assert is_question_to_caller("Okay, and are you safe right now?")

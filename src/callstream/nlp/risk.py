@@ -37,24 +37,33 @@ class RiskDetector:
         the caller contexts that hold (update_contexts)."""
         found = []
         window = f"{before} {sentence}"
-        vetoed = self._vetoed(sentence, window, contexts)
+        vetoed: set[str] | None = None  # the contexts' vetoes, read only once a rule would raise
         for rule in self._rules:
-            if rule.id in vetoed or any(p.search(sentence) for p in rule.compiled_excludes):
+            score = self._score(rule, sentence, window, vector)
+            # Excludes are long guarded expressions; most sentences match no pattern, so they
+            # are tried only for a rule that would raise.
+            if score <= 0 or any(p.search(sentence) for p in rule.compiled_excludes):
                 continue
-            score = 0.0
-            if any(p.search(sentence) for p in rule.compiled_patterns) or any(
-                all(p.search(window) for p in group) and any(p.search(sentence) for p in group)
-                for group in rule.compiled_combinations
-            ):
-                score = PATTERN_SCORE
-            examples = self._examples.get(rule.id)
-            if examples is not None and len(examples):
-                similarity = float(np.max(examples @ vector))
-                if similarity >= rule.similarity:
-                    score = max(score, min(1.0, similarity))
-            if score > 0:
+            if vetoed is None:
+                vetoed = self._vetoed(sentence, window, contexts)
+            if rule.id not in vetoed:
                 found.append(RiskHit(rule.id, round(score, 3), sentence, at_s))
         return found
+
+    def _score(self, rule: RiskFlagRule, sentence: str, window: str, vector: np.ndarray) -> float:
+        """PATTERN_SCORE for a pattern or combination, the similarity for an example close enough, else 0."""
+        score = 0.0
+        if any(p.search(sentence) for p in rule.compiled_patterns) or any(
+            all(p.search(window) for p in group) and any(p.search(sentence) for p in group)
+            for group in rule.compiled_combinations
+        ):
+            score = PATTERN_SCORE
+        examples = self._examples.get(rule.id)
+        if examples is not None and len(examples):
+            similarity = float(np.max(examples @ vector))
+            if similarity >= rule.similarity:
+                score = max(score, min(1.0, similarity))
+        return score
 
     def _vetoed(self, sentence: str, window: str, held: frozenset[str]) -> set[str]:
         """The flags the holding caller contexts veto for this sentence. Its pattern must match the
