@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -273,8 +274,9 @@ def test_a_denial_does_not_silence_the_disclosure_beside_it() -> None:
 
 def test_an_exclude_does_not_silence_a_disclosure_beside_it() -> None:
     """An exclude vetoes a whole sentence, so each carries a guard: what makes the sentence a
-    disclosure whatever else it says. Each disclosure here is one the learned scorer misses, so the
-    pattern is all that raises it; each innocent sentence is one the exclude is there for."""
+    disclosure whatever else it says. The disclosures were, when written, ones the learned scorer
+    missed, so the pattern was all that raised them; each innocent sentence is one the exclude is
+    there for."""
     tax = taxonomy.load()
     disclosures = {
         ("I was cut myself and I'm bleeding a lot, I want to end it all.",): "self_harm",
@@ -317,6 +319,21 @@ def test_an_exclude_does_not_silence_a_disclosure_beside_it() -> None:
         ("He threatened to kill me last year but he moved away.",): "immediate_danger",
     }
     assert {said: f for said, f in innocent.items() if f in _pattern_flags(tax, *said)} == {}
+
+
+def test_excludes_and_caller_contexts_stop_example_matches_too() -> None:
+    """A sentence close to a flag's example raises it like a pattern, and is vetoed the same way."""
+    tax = taxonomy.load()
+    rule = msgspec.structs.replace(
+        next(f for f in tax.flags if f.id == "physical_abuse"), patterns=[], combinations=[], exclude=["\\bfilm\\b"]
+    )
+    vector = np.zeros(DIMENSIONS, np.float32)
+    vector[0] = 1.0
+    detector = RiskDetector([rule], {"physical_abuse": vector[None, :]}, tax.caller_contexts)
+    assert [h.flag_id for h in detector.hits("He beat me.", vector, 0.0)] == ["physical_abuse"]
+    assert detector.hits("He beat me in the film.", vector, 0.0) == []
+    assert detector.hits("He beat me.", vector, 0.0, contexts=frozenset({"adult"})) == []
+    assert detector.hits("He beat me.", np.roll(vector, 1), 0.0) == []  # not close to the example
 
 
 def test_question_detection() -> None:

@@ -8,15 +8,16 @@ tests/data/second_annotator/, one line per call, in the first set's order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from callstream.evaluation.insights import Counts, LabelledCall
+from callstream.evaluation.insights import DATA_DIR, Counts, LabelledCall, check_labels
 from callstream.nlp.taxonomy import RISK_FLAG_IDS, Taxonomy
 
-SECOND_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "second_annotator"
+SECOND_DIR = DATA_DIR / "second_annotator"
 
 
 class SecondLabels(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -35,86 +36,78 @@ def load_second(path: Path) -> list[SecondLabels]:
 
 
 def check_second(first: list[LabelledCall], second: list[SecondLabels], taxonomy: Taxonomy) -> list[str]:
-    """What is wrong with a second annotation: other calls than the first set's, unknown ids,
-    evidence that is not the caller's words."""
-    if [c.id for c in first] != [s.id for s in second]:
+    """What is wrong with a second annotation: other calls than the first set's, or labels that
+    break the rules a labelled call keeps (`check_labels`)."""
+    if not first or [c.id for c in first] != [s.id for s in second]:
         return ["the second annotation does not list the first set's calls in the same order"]
     problems = []
     for call, labels in zip(first, second, strict=True):
-        category = taxonomy.category_by_id(labels.category)
-        if category is None:
-            problems.append(f"{labels.id}: unknown category {labels.category!r}")
-        elif labels.subcategory is not None and labels.subcategory not in {s.id for s in category.sub}:
-            problems.append(f"{labels.id}: subcategory {labels.subcategory!r} is not under {labels.category!r}")
-        if labels.priority not in (1, 2, 3):
-            problems.append(f"{labels.id}: priority {labels.priority} is not 1, 2 or 3")
-        unknown = [f for f in [*labels.flags, *labels.doubtful, *labels.evidence] if f not in RISK_FLAG_IDS]
-        problems += [f"{labels.id}: unknown flag {f!r}" for f in unknown]
-        caller_text = " ".join(t.text for t in call.turns if t.leg == "caller")
-        for flag_id, quotes in labels.evidence.items():
-            problems += [
-                f"{labels.id}: {flag_id} evidence {q!r} is not in a caller turn" for q in quotes if q not in caller_text
-            ]
+        problems += [f"{labels.id}: {p}" for p in check_labels(labels, call, taxonomy)]
+        problems += [f"{labels.id}: unknown doubtful flag {f!r}" for f in labels.doubtful if f not in RISK_FLAG_IDS]
     return problems
 
 
 def kappa(first: list[bool], second: list[bool]) -> float:
-    """Cohen's kappa of two yes/no labellings: agreement beyond what their rates alone would give."""
+    """Cohen's kappa of two yes/no labellings: agreement beyond what their rates alone would give.
+    NaN where it is undefined: when both always say the same one thing, chance explains it all."""
     n = len(first)
     if not n:
-        return 1.0
+        return math.nan
     observed = sum(a == b for a, b in zip(first, second, strict=True)) / n
     p_first, p_second = sum(first) / n, sum(second) / n
     expected = p_first * p_second + (1 - p_first) * (1 - p_second)
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    return math.nan if expected == 1 else (observed - expected) / (1 - expected)
 
 
 @dataclass
 class Agreement:
-    """Flags are counted per (call, flag). `second` is scored with the first annotator as the
+    """Flags are counted per (call, flag). The second annotator is scored with the first as the
     reference; the engine against each annotator, and against the labels both agree on (a pair
     they disagree on is left out)."""
 
     calls: int = 0
-    engine_calls: int = 0  # calls the engine was scored on
     category_same: int = 0
     priority_same: int = 0
-    second: dict[str, Counts] = field(default_factory=lambda: {f: Counts() for f in RISK_FLAG_IDS})
+    second_vs_first: dict[str, Counts] = field(default_factory=lambda: {f: Counts() for f in RISK_FLAG_IDS})
     first_raised: dict[str, list[bool]] = field(default_factory=lambda: {f: [] for f in RISK_FLAG_IDS})
     second_raised: dict[str, list[bool]] = field(default_factory=lambda: {f: [] for f in RISK_FLAG_IDS})
+    engine_scored: bool = False
     engine_first: Counts = field(default_factory=Counts)
     engine_second: Counts = field(default_factory=Counts)
     engine_agreed: Counts = field(default_factory=Counts)
     # The engine's false alarms against the first annotator on flags the second marked doubtful.
-    engine_false_doubtful: int = 0
+    engine_false_on_doubtful: int = 0
     disagreements: list[str] = field(default_factory=list)
 
     def add(self, call: LabelledCall, labels: SecondLabels, engine_flags: set[str] | None = None) -> None:
         self.calls += 1
         self.category_same += call.category == labels.category
         self.priority_same += call.priority == labels.priority
-        first, second = set(call.flags), set(labels.flags)
+        if call.category != labels.category:
+            self.disagreements.append(
+                f"{call.id}: category {call.category} by the first, {labels.category} by the second"
+            )
+        self.engine_scored |= engine_flags is not None
         for flag_id in RISK_FLAG_IDS:
-            a, b = flag_id in first, flag_id in second
-            self.first_raised[flag_id].append(a)
-            self.second_raised[flag_id].append(b)
-            self.second[flag_id].add(a, b)
-            if a != b:
+            first, second = flag_id in call.flags, flag_id in labels.flags
+            self.first_raised[flag_id].append(first)
+            self.second_raised[flag_id].append(second)
+            self.second_vs_first[flag_id].add(first, second)
+            if first != second:
                 doubt = " (doubtful)" if flag_id in labels.doubtful else ""
-                self.disagreements.append(f"{call.id}: {flag_id} only by the {'first' if a else 'second'}{doubt}")
-        if engine_flags is None:
-            return
-        self.engine_calls += 1
-        for flag_id in RISK_FLAG_IDS:
-            a, b = flag_id in first, flag_id in second
-            got = flag_id in engine_flags
-            self.engine_first.add(a, got)
-            self.engine_second.add(b, got)
-            if a == b:
-                self.engine_agreed.add(a, got)
-            self.engine_false_doubtful += got and not a and flag_id in labels.doubtful
+                who = "first" if first else "second"
+                self.disagreements.append(f"{call.id}: {flag_id} only by the {who}{doubt}")
+            if engine_flags is not None:
+                got = flag_id in engine_flags
+                self.engine_first.add(first, got)
+                self.engine_second.add(second, got)
+                if first == second:
+                    self.engine_agreed.add(first, got)
+                self.engine_false_on_doubtful += got and not first and flag_id in labels.doubtful
 
     def markdown(self) -> str:
+        if not self.calls:
+            return "No calls."
         lines = [
             f"Calls: {self.calls}. Same category: {self.category_same / self.calls:.3f}. "
             f"Same priority: {self.priority_same / self.calls:.3f}.",
@@ -123,14 +116,14 @@ class Agreement:
             "|---|---|---|---|---|",
         ]
         for flag_id in RISK_FLAG_IDS:
-            c, a, b = self.second[flag_id], self.first_raised[flag_id], self.second_raised[flag_id]
-            lines.append(
-                f"| {flag_id} | {c.precision:.3f} | {c.recall:.3f} | {kappa(a, b):.3f} | {sum(a)} / {sum(b)} |"
-            )
-        total = Counts.total(self.second.values())
+            c, a, b = self.second_vs_first[flag_id], self.first_raised[flag_id], self.second_raised[flag_id]
+            k = kappa(a, b)
+            shown = "n/a" if math.isnan(k) else f"{k:.3f}"
+            lines.append(f"| {flag_id} | {c.precision:.3f} | {c.recall:.3f} | {shown} | {sum(a)} / {sum(b)} |")
+        total = Counts.total(self.second_vs_first.values())
         raised = f"{total.tp + total.fn} / {total.tp + total.fp}"
         lines.append(f"| **all flags** | {total.precision:.3f} | {total.recall:.3f} | | {raised} |")
-        if self.engine_calls:
+        if self.engine_scored:
             lines += ["", "| engine against | precision | recall | false alarms | misses |", "|---|---|---|---|---|"]
             for name, c in [
                 ("the first annotator", self.engine_first),
@@ -138,9 +131,12 @@ class Agreement:
                 ("both, where they agree", self.engine_agreed),
             ]:
                 lines.append(f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.fp} | {c.fn} |")
+            # A false alarm against the first that is not one where both agree was raised by the second.
+            raised_by_second = self.engine_first.fp - self.engine_agreed.fp
             lines += [
                 "",
                 f"Of the engine's {self.engine_first.fp} false alarms against the first annotator, "
-                f"{self.engine_false_doubtful} are on flags the second marked doubtful.",
+                f"{raised_by_second} are flags the second raised and {self.engine_false_on_doubtful} "
+                "are on flags the second marked doubtful.",
             ]
         return "\n".join(lines)

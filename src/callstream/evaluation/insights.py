@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -52,19 +53,40 @@ ENTITY_LABELS = ("PERSON", "AGE", "PLACE", "PHONE", "DATE", "SCHOOL", "ORG")
 CALLER_ROLES = ("child", "parent", "relative", "neighbour", "teacher", "community_worker", "adult_survivor", "other")
 
 
+class Labels(Protocol):
+    """What a labelled call and a second annotation of one (evaluation/agreement.py) both carry."""
+
+    category: str
+    subcategory: str | None
+    priority: int
+    flags: list[str]
+    evidence: dict[str, list[str]]
+
+
+def check_labels(labels: Labels, call: LabelledCall, taxonomy: Taxonomy) -> list[str]:
+    """What is wrong with the labels of `call`: unknown ids, or evidence that is not the caller's words."""
+    problems = []
+    category = taxonomy.category_by_id(labels.category)
+    if category is None:
+        problems.append(f"unknown category {labels.category!r}")
+    elif labels.subcategory is not None and labels.subcategory not in {s.id for s in category.sub}:
+        problems.append(f"subcategory {labels.subcategory!r} is not under {labels.category!r}")
+    if labels.priority not in (1, 2, 3):
+        problems.append(f"priority {labels.priority} is not 1, 2 or 3")
+    problems += [f"unknown flag {f!r}" for f in labels.flags if f not in RISK_FLAG_IDS]
+    caller_text = " ".join(t.text for t in call.turns if t.leg == "caller")
+    for flag_id, quotes in labels.evidence.items():
+        if flag_id not in labels.flags:
+            problems.append(f"evidence for {flag_id!r}, which is not in flags")
+        problems += [f"{flag_id} evidence {q!r} is not in a caller turn" for q in quotes if q not in caller_text]
+    return problems
+
+
 def check_call(call: LabelledCall, taxonomy: Taxonomy) -> list[str]:
     """What is wrong with one labelled call: unknown ids, or labels whose words are not in the call."""
-    problems = []
-    category = taxonomy.category_by_id(call.category)
-    if category is None:
-        problems.append(f"unknown category {call.category!r}")
-    elif call.subcategory is not None and call.subcategory not in {s.id for s in category.sub}:
-        problems.append(f"subcategory {call.subcategory!r} is not under {call.category!r}")
-    if call.priority not in (1, 2, 3):
-        problems.append(f"priority {call.priority} is not 1, 2 or 3")
+    problems = check_labels(call, call, taxonomy)
     if call.caller_role not in CALLER_ROLES:
         problems.append(f"caller_role {call.caller_role!r} is not one of {CALLER_ROLES}")
-    problems += [f"unknown flag {f!r}" for f in call.flags if f not in RISK_FLAG_IDS]
     if not call.turns or any(t.leg not in ("agent", "caller") for t in call.turns):
         problems.append("turns must be non-empty, each with leg 'agent' or 'caller'")
     text = " ".join(t.text for t in call.turns)
@@ -73,11 +95,6 @@ def check_call(call: LabelledCall, taxonomy: Taxonomy) -> list[str]:
             problems.append(f"entity label {entity.label!r} is not one of {ENTITY_LABELS}")
         if entity.text not in text:
             problems.append(f"entity {entity.label} {entity.text!r} is not in the turns")
-    caller_text = " ".join(t.text for t in call.turns if t.leg == "caller")
-    for flag_id, quotes in call.evidence.items():
-        if flag_id not in call.flags:
-            problems.append(f"evidence for {flag_id!r}, which is not in flags")
-        problems += [f"{flag_id} evidence {q!r} is not in a caller turn" for q in quotes if q not in caller_text]
     return problems
 
 

@@ -40,8 +40,8 @@ class RiskDetector:
         vetoed: set[str] | None = None  # the contexts' vetoes, read only once a rule would raise
         for rule in self._rules:
             score = self._score(rule, sentence, window, vector)
-            # Excludes are long guarded expressions; most sentences match no pattern, so they
-            # are tried only for a rule that would raise.
+            # Excludes are long guarded expressions, and most sentences match no pattern or
+            # example of a rule: they are tried only for a rule that would raise.
             if score <= 0 or any(p.search(sentence) for p in rule.compiled_excludes):
                 continue
             if vetoed is None:
