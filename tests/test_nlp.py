@@ -321,6 +321,21 @@ def test_an_exclude_does_not_silence_a_disclosure_beside_it() -> None:
     assert {said: f for said, f in innocent.items() if f in _pattern_flags(tax, *said)} == {}
 
 
+def test_patterns_for_what_the_exclude_review_found_unread() -> None:
+    tax = taxonomy.load()
+    disclosures = {
+        "Baba anawapiga watoto kila siku.": "physical_abuse",
+        "Mjomba aliwachapa wadogo wangu jana.": "physical_abuse",
+        "He beats my small brother with a belt.": "physical_abuse",
+        "I took all my mum's pills.": "self_harm",
+        "He is at the door with a knife.": "immediate_danger",
+        "He came back with a knife.": "immediate_danger",
+    }
+    assert {s: f for s, f in disclosures.items() if f not in _pattern_flags(tax, s)} == {}
+    assert _pattern_flags(tax, "Anawapiga wake zake.") == set()  # his wives: adults
+    assert _pattern_flags(tax, "I cut onions with a knife now.") == set()
+
+
 def test_excludes_and_caller_contexts_stop_example_matches_too() -> None:
     """A sentence close to a flag's example raises it like a pattern, and is vetoed the same way."""
     tax = taxonomy.load()
