@@ -74,7 +74,7 @@ def test_agreement_counts_the_engine_against_each_annotator() -> None:
     for call, labels, raised in zip(calls, second, engine, strict=True):
         agreement.add(call, labels, raised)
     assert agreement.category_same == 2
-    assert agreement.second_vs_first["immediate_danger"].fn == 1
+    assert agreement.second_vs_first("immediate_danger").fn == 1
     assert agreement.disagreements == [
         "a-2: immediate_danger only by the first (doubtful)",
         "a-3: category vane by the first, gbv by the second",

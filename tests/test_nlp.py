@@ -212,6 +212,23 @@ def _pattern_flags(tax: taxonomy.Taxonomy, *said: str) -> set[str]:
     return raised
 
 
+Said = str | tuple[str, ...]  # one caller sentence, or several in order
+
+
+def _not_raised(tax: taxonomy.Taxonomy, expected: dict[Said, str]) -> dict[Said, str]:
+    """The entries whose flag the patterns do not raise on what was said."""
+    return {said: f for said, f in expected.items() if f not in _pattern_flags(tax, *_sentences(said))}
+
+
+def _raised(tax: taxonomy.Taxonomy, unexpected: dict[Said, str]) -> dict[Said, str]:
+    """The entries whose flag the patterns raise on what was said."""
+    return {said: f for said, f in unexpected.items() if f in _pattern_flags(tax, *_sentences(said))}
+
+
+def _sentences(said: Said) -> tuple[str, ...]:
+    return (said,) if isinstance(said, str) else said
+
+
 def test_an_adult_callers_own_beating_or_rape_is_not_child_abuse() -> None:
     tax = taxonomy.load()
     assert "physical_abuse" in _pattern_flags(tax, "He slapped me at the bar.")  # who the caller is: unknown
@@ -262,7 +279,7 @@ def test_a_denial_does_not_silence_the_disclosure_beside_it() -> None:
         "Hajawahi kunipiga, lakini mama ananichapa kila siku.": "physical_abuse",
         "Dad doesn't hit me but my stepmother burns me with hot water.": "physical_abuse",
     }
-    assert {s: f for s, f in disclosures.items() if f not in _pattern_flags(tax, s)} == {}
+    assert _not_raised(tax, disclosures) == {}
     denials = [
         "She shouts but she doesn't beat me.",
         "My mum is strict but she has never hit me.",
@@ -300,7 +317,7 @@ def test_an_exclude_does_not_silence_a_disclosure_beside_it() -> None:
         ),
         ("Last week they paid the dowry, tomorrow they will marry me off.",): "immediate_danger",
     }
-    assert {said: f for said, f in disclosures.items() if f not in _pattern_flags(tax, *said)} == {}
+    assert _not_raised(tax, disclosures) == {}
     innocent = {
         ("I don't want to kill myself, I just need someone to talk to.",): "self_harm",
         ("We need a rope for tying firewood, it's by the window.",): "self_harm",
@@ -318,7 +335,7 @@ def test_an_exclude_does_not_silence_a_disclosure_beside_it() -> None:
         ("In the film he says he will kill her.",): "immediate_danger",
         ("He threatened to kill me last year but he moved away.",): "immediate_danger",
     }
-    assert {said: f for said, f in innocent.items() if f in _pattern_flags(tax, *said)} == {}
+    assert _raised(tax, innocent) == {}
 
 
 def test_patterns_for_what_the_exclude_review_found_unread() -> None:
@@ -331,7 +348,7 @@ def test_patterns_for_what_the_exclude_review_found_unread() -> None:
         "He is at the door with a knife.": "immediate_danger",
         "He came back with a knife.": "immediate_danger",
     }
-    assert {s: f for s, f in disclosures.items() if f not in _pattern_flags(tax, s)} == {}
+    assert _not_raised(tax, disclosures) == {}
     assert _pattern_flags(tax, "Anawapiga wake zake.") == set()  # his wives: adults
     assert _pattern_flags(tax, "I cut onions with a knife now.") == set()
 

@@ -68,7 +68,6 @@ class Agreement:
     calls: int = 0
     category_same: int = 0
     priority_same: int = 0
-    second_vs_first: dict[str, Counts] = field(default_factory=lambda: {f: Counts() for f in RISK_FLAG_IDS})
     first_raised: dict[str, list[bool]] = field(default_factory=lambda: {f: [] for f in RISK_FLAG_IDS})
     second_raised: dict[str, list[bool]] = field(default_factory=lambda: {f: [] for f in RISK_FLAG_IDS})
     engine_scored: bool = False
@@ -92,7 +91,6 @@ class Agreement:
             first, second = flag_id in call.flags, flag_id in labels.flags
             self.first_raised[flag_id].append(first)
             self.second_raised[flag_id].append(second)
-            self.second_vs_first[flag_id].add(first, second)
             if first != second:
                 doubt = " (doubtful)" if flag_id in labels.doubtful else ""
                 who = "first" if first else "second"
@@ -105,6 +103,13 @@ class Agreement:
                     self.engine_agreed.add(first, got)
                 self.engine_false_on_doubtful += got and not first and flag_id in labels.doubtful
 
+    def second_vs_first(self, flag_id: str) -> Counts:
+        """The second annotator's flag `flag_id`, scored with the first as the reference."""
+        counts = Counts()
+        for first, second in zip(self.first_raised[flag_id], self.second_raised[flag_id], strict=True):
+            counts.add(first, second)
+        return counts
+
     def markdown(self) -> str:
         if not self.calls:
             return "No calls."
@@ -116,11 +121,11 @@ class Agreement:
             "|---|---|---|---|---|",
         ]
         for flag_id in RISK_FLAG_IDS:
-            c, a, b = self.second_vs_first[flag_id], self.first_raised[flag_id], self.second_raised[flag_id]
+            c, a, b = self.second_vs_first(flag_id), self.first_raised[flag_id], self.second_raised[flag_id]
             k = kappa(a, b)
             shown = "n/a" if math.isnan(k) else f"{k:.3f}"
             lines.append(f"| {flag_id} | {c.precision:.3f} | {c.recall:.3f} | {shown} | {sum(a)} / {sum(b)} |")
-        total = Counts.total(self.second_vs_first.values())
+        total = Counts.total(self.second_vs_first(f) for f in RISK_FLAG_IDS)
         raised = f"{total.tp + total.fn} / {total.tp + total.fp}"
         lines.append(f"| **all flags** | {total.precision:.3f} | {total.recall:.3f} | | {raised} |")
         if self.engine_scored:
